@@ -1,0 +1,587 @@
+#include "arbiter.h"
+
+#include "log.h"
+#include "text.h"
+#include "resolve.h"
+#include "timeutil.h"
+#include "verdict.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/*
+ * The API client: --kube-api when given, else the in-cluster service
+ * account. check may run without any API (verdicts then say so); run and
+ * once may not, since they exist to release.
+ */
+static int make_k8s(struct arbiter *a, FILE *err)
+{
+	const struct cfg *cfg = a->cfg;
+	struct k8s_config kc;
+	char msg[256];
+
+	k8s_config_default(&kc);
+	kc.interrupt = a->stop;
+	if (cfg->kube_api != NULL) {
+		kc.api_url = strdup(cfg->kube_api);
+		kc.token_file = cfg->kube_token_file ? strdup(cfg->kube_token_file) : NULL;
+		kc.ca_file = cfg->kube_ca_file ? strdup(cfg->kube_ca_file) : NULL;
+		if (kc.api_url == NULL || (cfg->kube_token_file && kc.token_file == NULL) ||
+		    (cfg->kube_ca_file && kc.ca_file == NULL)) {
+			k8s_config_done(&kc);
+			fprintf(err, "lock-arbiter: out of memory\n");
+			return -1;
+		}
+	} else if (k8s_config_in_cluster(&kc, K8S_SA_DIR, msg, sizeof(msg)) < 0) {
+		k8s_config_done(&kc);
+		if (cfg->mode == CFG_MODE_CHECK)
+			return 0;
+		fprintf(err, "lock-arbiter: no Kubernetes API: %s; give --kube-api out of cluster\n",
+			msg);
+		return -1;
+	}
+	a->k8s = k8s_client_new(&kc, msg, sizeof(msg));
+	k8s_config_done(&kc);
+	if (a->k8s == NULL) {
+		fprintf(err, "lock-arbiter: Kubernetes API: %s\n", msg);
+		return -1;
+	}
+	a->identity_required = cfg->pod_name != NULL && cfg->pod_namespace != NULL;
+	return 0;
+}
+
+struct arbiter *arbiter_new(const struct cfg *cfg, const volatile sig_atomic_t *stop, FILE *err)
+{
+	struct arbiter *a = calloc(1, sizeof(*a));
+	struct db_options o;
+
+	if (a == NULL)
+		return NULL;
+	a->cfg = cfg;
+	a->stop = stop;
+	a->dbs = calloc(cfg->databases.n, sizeof(*a->dbs));
+	if (a->dbs == NULL) {
+		free(a);
+		return NULL;
+	}
+	db_options_default(&o);
+	o.interrupt = stop;
+	for (size_t i = 0; i < cfg->databases.n; i++) {
+		char msg[256];
+		struct arbiter_db *d = &a->dbs[a->n_dbs];
+
+		d->db = db_new(cfg->databases.items[i], &o, msg, sizeof(msg));
+		if (d->db == NULL) {
+			fprintf(err, "lock-arbiter: --database #%zu: %s\n", i + 1, msg);
+			arbiter_free(a);
+			return NULL;
+		}
+		d->label = db_label(d->db);
+		a->n_dbs++;
+	}
+	if (make_k8s(a, err) < 0) {
+		arbiter_free(a);
+		return NULL;
+	}
+	a->identity_ok = !a->identity_required;
+	if (!a->identity_required)
+		snprintf(a->identity_reason, sizeof(a->identity_reason),
+			 "not checked: POD_NAME and POD_NAMESPACE are not set");
+	return a;
+}
+
+static void forget_tables(struct arbiter_db *d)
+{
+	for (size_t i = 0; i < d->n_tables; i++)
+		episode_table_done(&d->state[i]);
+	free(d->state);
+	db_tables_free(d->tables, d->n_tables);
+	d->state = NULL;
+	d->tables = NULL;
+	d->n_tables = 0;
+}
+
+void arbiter_free(struct arbiter *a)
+{
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < a->n_dbs; i++) {
+		forget_tables(&a->dbs[i]);
+		db_free(a->dbs[i].db);
+	}
+	free(a->dbs);
+	k8s_client_free(a->k8s);
+	free(a);
+}
+
+/* Logs a database going up or down, once per change. */
+static void set_up(struct arbiter_db *d, bool up, const char *why)
+{
+	if (!up)
+		snprintf(d->last_error, sizeof(d->last_error), "%s", why);
+	d->up = up;
+	if (d->ever_logged && d->was_up_logged == up)
+		return;
+	d->ever_logged = true;
+	d->was_up_logged = up;
+	if (up)
+		log_info("database up", "database", d->label, NULL);
+	else
+		log_warn("database down", "database", d->label, "error", why, NULL);
+}
+
+static struct episode_table *find_state(struct episode_table *st, size_t n, const char *schema,
+                                        const char *table)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(st[i].schema, schema) == 0 && strcmp(st[i].table, table) == 0)
+			return &st[i];
+	return NULL;
+}
+
+/*
+ * Replaces the table set, carrying over the episode state of tables that
+ * stay, so that a rediscovery never makes a known episode look new.
+ */
+static int adopt_tables(struct arbiter_db *d, struct db_table *tables, size_t n)
+{
+	struct episode_table *st = calloc(n > 0 ? n : 1, sizeof(*st));
+
+	if (st == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct episode_table *old =
+		    find_state(d->state, d->n_tables, tables[i].schema, tables[i].table);
+		if (old != NULL) {
+			st[i] = *old;
+			memset(old, 0, sizeof(*old));
+		} else {
+			if (episode_table_init(&st[i], tables[i].schema, tables[i].table) < 0) {
+				for (size_t j = 0; j < i; j++)
+					episode_table_done(&st[j]);
+				free(st);
+				return -ENOMEM;
+			}
+			log_info("lock table found", "database", d->label, "schema",
+			         tables[i].schema, "table", tables[i].table, NULL);
+		}
+	}
+	for (size_t i = 0; i < d->n_tables; i++) {
+		if (d->state[i].schema != NULL)
+			log_info("lock table gone", "database", d->label, "schema",
+			         d->state[i].schema, "table", d->state[i].table, NULL);
+	}
+	forget_tables(d);
+	d->state = st;
+	d->tables = tables;
+	d->n_tables = n;
+	return 0;
+}
+
+static int discover(struct arbiter *a, struct arbiter_db *d, int64_t now)
+{
+	struct db_table *tables;
+	size_t n;
+	char err[256];
+	int rc;
+
+	rc = db_discover(d->db, a->cfg->table, a->cfg->schemas.items, a->cfg->schemas.n, &tables,
+	                 &n, err, sizeof(err));
+	if (rc < 0) {
+		set_up(d, false, err);
+		return rc;
+	}
+	rc = adopt_tables(d, tables, n);
+	if (rc < 0) {
+		db_tables_free(tables, n);
+		return rc;
+	}
+	if (n == 0 && !d->discovered)
+		log_warn("no lock table found", "database", d->label, "table", a->cfg->table, NULL);
+	d->discovered = true;
+	d->next_discover_mono_us = now + ARBITER_DISCOVER_EVERY_US;
+	return 0;
+}
+
+/* Checks --lockgranted-timezone against the server once per connection. */
+static void check_zone(struct arbiter *a, struct arbiter_db *d)
+{
+	char err[256];
+	int rc;
+
+	if (a->cfg->lockgranted_timezone == NULL || d->zone_checked)
+		return;
+	rc = db_timezone_valid(d->db, a->cfg->lockgranted_timezone, err, sizeof(err));
+	if (rc < 0)
+		return;
+	d->zone_checked = true;
+	d->zone_trusted = rc == 1;
+	if (rc == 0)
+		log_error("unknown time zone: LOCKGRANTED will not be trusted", "database",
+		          d->label, "lockgranted_timezone", a->cfg->lockgranted_timezone, NULL);
+}
+
+static void log_episode(const char *msg, const struct arbiter_db *d, const struct episode_table *t,
+                        const struct episode *e)
+{
+	char holder[512];
+
+	holder_describe(&e->holder, holder, sizeof(holder));
+	log_info(msg, "database", d->label, "schema", t->schema, "table", t->table, "lockedby",
+	         e->lockedby != NULL ? e->lockedby : "", "lockgranted",
+	         e->lockgranted != NULL ? e->lockgranted : "", "holder", holder, NULL);
+}
+
+/*
+ * The cluster identity check: in cluster, the API must show this
+ * arbiter's own pod (with POD_UID when given) before anything is released,
+ * and again every 5 minutes. An API that does not know us is the wrong API.
+ * No answer keeps the last state and asks again next cycle.
+ */
+static void check_identity(struct arbiter *a, int64_t mono)
+{
+	const struct cfg *c = a->cfg;
+	struct k8s_pod pod;
+	struct k8s_result res;
+	bool ok;
+
+	if (!a->identity_required || mono < a->identity_next_mono_us)
+		return;
+	switch (k8s_get_pod(a->k8s, c->pod_namespace, c->pod_name, &pod, &res)) {
+	case K8S_POD:
+		ok = c->pod_uid == NULL || strcmp(pod.uid, c->pod_uid) == 0;
+		snprintf(a->identity_reason, sizeof(a->identity_reason),
+			 ok ? "the API shows this arbiter's pod %s/%s"
+			    : "the API shows a pod %s/%s with another uid than POD_UID: wrong cluster",
+			 c->pod_namespace, c->pod_name);
+		k8s_pod_done(&pod);
+		break;
+	case K8S_GONE:
+		ok = false;
+		snprintf(a->identity_reason, sizeof(a->identity_reason),
+			 "the API does not know this arbiter's pod %s/%s: wrong cluster",
+			 c->pod_namespace, c->pod_name);
+		break;
+	default:
+		if (!a->identity_ok)
+			snprintf(a->identity_reason, sizeof(a->identity_reason),
+				 "cannot check this arbiter's pod: %ld %s", res.http_code,
+				 res.reason);
+		return;
+	}
+	a->identity_next_mono_us = mono + ARBITER_IDENTITY_EVERY_US;
+	if (ok != a->identity_ok || !a->identity_logged) {
+		if (ok)
+			log_info("cluster identity confirmed", "detail", a->identity_reason, NULL);
+		else
+			log_error("cluster identity check failed: no releases", "detail",
+				  a->identity_reason, NULL);
+	}
+	a->identity_ok = ok;
+	a->identity_logged = true;
+}
+
+static void post_event(struct arbiter *a, const struct arbiter_db *d,
+		       const struct episode_table *t, const struct episode *e,
+		       const struct verdict_lookup *l, const struct verdict *v)
+{
+	char msg[1024], by[300];
+	struct k8s_result res;
+	struct k8s_event ev = {
+		.ns = l->ns,
+		.pod_name = l->name,
+		.pod_uid = e->holder_uid[0] ? e->holder_uid : NULL,
+		.reason = "LiquibaseLockReleased",
+		.type = "Warning",
+		.message = msg,
+		.component = "lock-arbiter",
+		.reporting_instance = a->cfg->pod_name,
+	};
+
+	if (!a->cfg->events || a->k8s == NULL || l->ns == NULL || l->name == NULL)
+		return;
+	text_quote(e->lockedby, by, sizeof(by));
+	snprintf(msg, sizeof(msg), "Released Liquibase lock %s.%s on %s held by %s: rule %s: %s",
+		 t->schema, t->table, d->label, by, verdict_rule_code(v->rule), v->text);
+	if (k8s_post_event(a->k8s, &ev, &res) < 0) {
+		/* An Event is a courtesy: never retried, never in the way of a release. */
+		a->stats.events_failed++;
+		char code[16];
+		snprintf(code, sizeof(code), "%ld", res.http_code);
+		log_warn("event not posted", "namespace", l->ns, "pod", l->name, "code", code,
+			 "reason", res.reason, NULL);
+	}
+}
+
+static void release(struct arbiter *a, struct arbiter_db *d, size_t i,
+		    const struct verdict_lookup *l, const struct verdict *v)
+{
+	struct episode_table *t = &d->state[i];
+	struct episode *e = t->current;
+	char err[256];
+	int rc = db_release(d->db, &d->tables[i], e->lockedby, e->lockgranted, err, sizeof(err));
+	const char *by = e->lockedby != NULL ? e->lockedby : "";
+
+	if (rc == 1) {
+		a->stats.releases++;
+		log_warn("lock released", "database", d->label, "schema", t->schema, "table",
+			 t->table, "lockedby", by, "rule", verdict_rule_code(v->rule), "evidence",
+			 v->text, NULL);
+		post_event(a, d, t, e, l, v);
+	} else if (rc == 0) {
+		/* The lock moved on between our read and the UPDATE: not an error. */
+		a->stats.release_conflicts++;
+		log_info("release skipped: the lock moved on", "database", d->label, "schema",
+			 t->schema, "table", t->table, "lockedby", by, NULL);
+	} else {
+		a->stats.release_errors++;
+		if (!e->judgement.release_failed_logged)
+			log_error("release failed", "database", d->label, "schema", t->schema,
+				  "table", t->table, "error", err, NULL);
+		e->judgement.release_failed_logged = true;
+	}
+}
+
+static void log_action(const struct arbiter_db *d, const struct episode_table *t,
+		       const struct verdict *v, enum verdict_action act)
+{
+	const char *by = t->current->lockedby != NULL ? t->current->lockedby : "";
+	const char *msg = act == VERDICT_WOULD_RELEASE ? "would release (dry run)"
+			  : act == VERDICT_NOT_LEADER ? "orphaned; another arbiter is the leader"
+						      : "orphaned; not released: cluster identity not confirmed";
+
+	log_warn(msg, "database", d->label, "schema", t->schema, "table", t->table, "lockedby",
+		 by, "rule", verdict_rule_code(v->rule), "evidence", v->text, NULL);
+}
+
+/* Looks the holder up, decides, and acts on one held lock. */
+static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t taken_db_us,
+		  int64_t mono)
+{
+	const struct cfg *c = a->cfg;
+	struct episode_table *t = &d->state[i];
+	struct episode *e = t->current;
+	struct episode_judgement *j = &e->judgement;
+	struct verdict_settings vs = {
+		.clock_skew_us = c->clock_skew_us,
+		.min_lock_age_us = c->min_lock_age_us,
+		.release_unresolved_after_us = c->release_unresolved_after_us,
+		.holder_container = c->holder_container,
+		.trust_zone = d->zone_trusted,
+		.own_ns = c->pod_namespace,
+		.own_pod = c->pod_name,
+		.own_container = c->container_name,
+	};
+	struct verdict_gate gate = {
+		.leader = d->leader,
+		.identity_ok = a->identity_ok,
+		.dry_run = c->dry_run,
+	};
+	struct verdict_lookup l;
+	struct k8s_pod pod;
+	struct k8s_result res;
+	struct verdict v;
+	unsigned requests = 0;
+	enum verdict_action act;
+
+	resolve_holder(a->k8s, &c->holder_namespaces, e, taken_db_us, &l, &pod, &res, &requests);
+	a->stats.k8s_requests_last_cycle += requests;
+	verdict_decide(e, &l, &vs, mono, &v);
+	verdict_learn(e, &l);
+	act = c->mode == CFG_MODE_CHECK ? VERDICT_KEEP : verdict_act(&v, &gate);
+	if (v.rule == VERDICT_HELD_TOO_YOUNG)
+		a->any_too_young = true;
+	/* A new explanation is a new state too: another container keeps the lock now. */
+	if (!j->judged || j->state != (int)v.state || j->rule != (int)v.rule ||
+	    strcmp(j->text, v.text) != 0) {
+		log_msg(v.state == VERDICT_HELD ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "verdict",
+			"database", d->label, "schema", t->schema, "table", t->table, "verdict",
+			verdict_state_name(v.state), "reason", verdict_rule_code(v.rule), "explanation",
+			v.text, NULL);
+	}
+	if (act != VERDICT_KEEP && act != VERDICT_RELEASE && (!j->judged || j->action != (int)act))
+		log_action(d, t, &v, act);
+	j->judged = true;
+	j->state = (int)v.state;
+	j->rule = (int)v.rule;
+	j->action = (int)act;
+	snprintf(j->text, sizeof(j->text), "%s", v.text);
+	if (act == VERDICT_RELEASE)
+		release(a, d, i, &l, &v);
+	if (l.outcome == K8S_POD && l.pod != NULL)
+		k8s_pod_done(&pod);
+}
+
+static void follow(struct arbiter *a, struct arbiter_db *d, const struct db_poll *p, int64_t mono)
+{
+	for (size_t i = 0; i < d->n_tables && i < p->n; i++) {
+		const struct db_lock_row *row = &p->rows[i];
+		struct episode_table *t = &d->state[i];
+		struct episode_obs obs = {
+		    .locked = row->present && row->locked,
+		    .lockedby = row->lockedby,
+		    .lockgranted = row->lockgranted,
+		    .granted_zone_valid = row->granted_zone_valid && d->zone_trusted,
+		    .granted_zone_us = row->granted_zone_us,
+		};
+		struct episode *ended;
+		int change =
+		    episode_observe(t, &obs, p->now_us, mono, a->cfg->clock_skew_us, &ended);
+
+		if (change < 0) {
+			log_error("out of memory following a lock", "database", d->label, NULL);
+			continue;
+		}
+		if (ended != NULL)
+			log_episode("lock freed", d, t, ended);
+		if (change == EPISODE_STARTED || change == EPISODE_REPLACED) {
+			log_episode("lock held", d, t, t->current);
+			if (t->current->zone_mismatch && d->zone_trusted) {
+				d->zone_trusted = false;
+				log_error("LOCKGRANTED disagrees with --lockgranted-timezone: no "
+				          "longer trusted",
+				          "database", d->label, "schema", t->schema, "table",
+				          t->table, "lockgranted", t->current->lockgranted, NULL);
+			}
+		}
+		episode_free(ended);
+		if (t->current != NULL)
+			judge(a, d, i, p->now_us, mono);
+	}
+}
+
+static int poll_db(struct arbiter *a, struct arbiter_db *d)
+{
+	int64_t now = timeutil_mono_us();
+	struct db_poll p;
+	char err[256];
+	bool try_leader = a->cfg->leader_election == CFG_LEADER_ADVISORY;
+	int rc;
+
+	rc = db_ensure_connected(d->db, now, err, sizeof(err));
+	if (rc == -EAGAIN)
+		return rc;
+	if (rc < 0) {
+		set_up(d, false, err);
+		return rc;
+	}
+	if (!db_is_leader(d->db) && d->leader) {
+		d->leader = false;
+		log_info("leadership lost", "database", d->label, NULL);
+	}
+	check_zone(a, d);
+	if (!d->discovered || now >= d->next_discover_mono_us) {
+		rc = discover(a, d, now);
+		if (rc < 0)
+			return rc;
+	}
+	rc = db_poll(d->db, d->tables, d->n_tables,
+	             d->zone_trusted ? a->cfg->lockgranted_timezone : NULL, try_leader, &p, err,
+	             sizeof(err));
+	if (rc == -ENOENT) {
+		/* A table vanished: find the set again on the next cycle. */
+		d->discovered = false;
+		return rc;
+	}
+	if (rc < 0) {
+		if (!db_is_connected(d->db)) {
+			d->zone_checked = false;
+			d->discovered = false;
+		}
+		set_up(d, false, err);
+		return rc;
+	}
+	set_up(d, true, "");
+	d->last_poll_db_us = p.now_us;
+	if (db_is_leader(d->db) && !d->leader) {
+		d->leader = true;
+		log_info("leadership acquired", "database", d->label, NULL);
+	}
+	if (!try_leader)
+		d->leader = true;
+	follow(a, d, &p, timeutil_mono_us());
+	db_poll_done(&p);
+	return 0;
+}
+
+int arbiter_cycle(struct arbiter *a)
+{
+	int failed = 0;
+
+	a->any_too_young = false;
+	a->stats.k8s_requests_last_cycle = 0;
+	if (a->k8s != NULL)
+		check_identity(a, timeutil_mono_us());
+
+	for (size_t i = 0; i < a->n_dbs && !*a->stop; i++)
+		if (poll_db(a, &a->dbs[i]) < 0)
+			failed++;
+	a->cycles++;
+	return failed;
+}
+
+/* Sleeps until the monotonic deadline in short slices, so a signal is seen soon. */
+static void sleep_until(const struct arbiter *a, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - timeutil_mono_us();
+		struct timespec ts;
+
+		if (left <= 0 || *a->stop)
+			return;
+		if (left > 200 * TIMEUTIL_MS)
+			left = 200 * TIMEUTIL_MS;
+		ts.tv_sec = (time_t)(left / TIMEUTIL_S);
+		ts.tv_nsec = (long)(left % TIMEUTIL_S) * 1000;
+		nanosleep(&ts, NULL);
+	}
+}
+
+int arbiter_run(struct arbiter *a)
+{
+	int64_t next = timeutil_mono_us();
+
+	char n[24];
+
+	snprintf(n, sizeof(n), "%zu", a->n_dbs);
+	log_info("started", "databases", n, NULL);
+	while (!*a->stop) {
+		arbiter_cycle(a);
+		next += a->cfg->poll_interval_us;
+		/* After a slow cycle, start again now instead of catching up. */
+		if (next < timeutil_mono_us())
+			next = timeutil_mono_us();
+		sleep_until(a, next);
+	}
+	log_info("stopping", NULL);
+	return 0;
+}
+
+int arbiter_settle(struct arbiter *a)
+{
+	int64_t start = timeutil_mono_us();
+	int64_t deadline = start + a->cfg->min_lock_age_us + a->cfg->poll_interval_us;
+	int failed = arbiter_cycle(a);
+
+	while (a->any_too_young && !*a->stop && timeutil_mono_us() < deadline) {
+		sleep_until(a, timeutil_mono_us() + a->cfg->poll_interval_us);
+		failed = arbiter_cycle(a);
+	}
+	return failed;
+}
+
+size_t arbiter_count_orphaned(const struct arbiter *a)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < a->n_dbs; i++)
+		for (size_t j = 0; j < a->dbs[i].n_tables; j++) {
+			const struct episode *e = a->dbs[i].state[j].current;
+			if (e != NULL && e->judgement.judged &&
+			    e->judgement.state == VERDICT_ORPHANED)
+				n++;
+		}
+	return n;
+}

@@ -1,0 +1,103 @@
+/*
+ * arbiter.h - the main loop: poll every database, follow episodes, decide.
+ *
+ * One main thread owns everything here. The struct definitions are shared
+ * with the daemon's reporting code (report.c), which reads them between
+ * cycles on the same thread.
+ */
+#ifndef LOCK_ARBITER_ARBITER_H
+#define LOCK_ARBITER_ARBITER_H
+
+#include "cfg.h"
+#include "episode.h"
+
+#include <db.h>
+#include <k8s.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* How often the set of lock tables is discovered again. */
+#define ARBITER_DISCOVER_EVERY_US (60 * INT64_C(1000000))
+/* How often the arbiter checks that the API still knows its own pod. */
+#define ARBITER_IDENTITY_EVERY_US (300 * INT64_C(1000000))
+
+
+struct arbiter_db {
+	struct db *db;
+	const char *label; /* owned by db */
+	struct db_table *tables; /* as db_discover returned them */
+	struct episode_table *state; /* state[i] follows tables[i] */
+	size_t n_tables;
+	bool discovered;
+	int64_t next_discover_mono_us;
+
+	bool up;            /* connected and the last poll succeeded */
+	bool was_up_logged; /* the last state we logged, for log-on-change */
+	bool ever_logged;
+	char last_error[256];
+	int64_t last_poll_db_us; /* database now() of the last good poll */
+	bool leader;
+
+	/* --lockgranted-timezone: checked against the server, then trusted until contradicted. */
+	bool zone_checked;
+	bool zone_trusted;
+};
+
+/* Counters since start, for logs and metrics. */
+struct arbiter_stats {
+	uint64_t releases;
+	uint64_t release_conflicts;
+	uint64_t release_errors;
+	uint64_t events_failed;
+	uint64_t k8s_requests_last_cycle;
+};
+
+struct arbiter {
+	const struct cfg *cfg;
+	struct arbiter_db *dbs;
+	size_t n_dbs;
+	const volatile sig_atomic_t *stop;
+	uint64_t cycles;
+
+	struct k8s_client *k8s; /* NULL when no API is configured (check only) */
+	/* Cluster identity: in cluster with POD_NAME and POD_NAMESPACE set. */
+	bool identity_required;
+	bool identity_ok;
+	bool identity_logged;
+	int64_t identity_next_mono_us;
+	char identity_reason[256];
+
+	/* Some episode waits for --min-lock-age (once and check wait for it). */
+	bool any_too_young;
+	struct arbiter_stats stats;
+};
+
+/*
+ * Builds one arbiter_db per configured database; does not connect. NULL
+ * with a message on err when a conninfo does not parse or memory runs out.
+ */
+struct arbiter *arbiter_new(const struct cfg *cfg, const volatile sig_atomic_t *stop, FILE *err);
+void arbiter_free(struct arbiter *a);
+
+/*
+ * One pass over every database: connect if needed, discover if due, poll,
+ * follow episodes. Returns the number of databases that could not be read.
+ */
+int arbiter_cycle(struct arbiter *a);
+
+/* Cycles every poll interval until *stop is set; returns the exit status. */
+int arbiter_run(struct arbiter *a);
+
+/*
+ * once and check: cycles until no verdict waits for --min-lock-age (at most
+ * min-lock-age plus one poll interval), so that a single pass can still
+ * apply the container rules. Returns the number of unreadable databases in
+ * the last cycle.
+ */
+int arbiter_settle(struct arbiter *a);
+
+/* Counts the current episodes whose verdict is ORPHANED. */
+size_t arbiter_count_orphaned(const struct arbiter *a);
+
+#endif

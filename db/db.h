@@ -1,0 +1,152 @@
+/*
+ * db.h - one PostgreSQL database holding Liquibase lock tables.
+ *
+ * The contract of the db library: connect by conninfo or URL, discover the
+ * lock tables, read them all in one round trip per poll, release one with a
+ * compare-and-set, and hold the session-level advisory lock that makes one
+ * arbiter the actor for a database. It knows nothing of Kubernetes or of
+ * the daemon, and it does not log: every failure comes back as a negative
+ * errno with a one-line detail in the caller's err buffer (never a
+ * password).
+ *
+ * Every round trip is asynchronous underneath (PQsendQueryParams + poll())
+ * and bounded by opts.query_timeout_us, so a dead network cannot stall the
+ * caller; when *opts.interrupt becomes non-zero during a wait the call gives
+ * up with -EINTR. Identifiers are always quoted, values always passed as
+ * parameters.
+ *
+ * Errors: -ENOTCONN not connected (the connection was lost: call
+ * db_ensure_connected), -ETIMEDOUT deadline passed (the connection is
+ * dropped), -EINTR interrupted, -ENOENT a lock table vanished (rediscover),
+ * -EAGAIN reconnect backoff not elapsed, -EIO any other server error,
+ * -EINVAL bad arguments, -ENOMEM. After -EINTR the connection is dropped
+ * as well (a statement was in flight); a renamed or dropped lock column
+ * (SQLSTATE 42703) is -ENOENT like a dropped table.
+ *
+ * Times are int64_t microseconds: database times since the Unix epoch (UTC),
+ * intervals and the caller's clock from CLOCK_MONOTONIC.
+ */
+#ifndef LOCK_ARBITER_DB_H
+#define LOCK_ARBITER_DB_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The advisory lock key that elects one actor per database. */
+#define DB_LEADER_KEY INT64_C(0x4c6f636b41726269) /* "LockArbi" */
+
+struct db_options {
+	int connect_timeout_s;          /* libpq connect_timeout, >= 2 */
+	int64_t statement_timeout_us;   /* SET statement_timeout on connect */
+	int64_t lock_timeout_us;        /* SET lock_timeout on connect */
+	int64_t query_timeout_us;       /* client-side deadline per round trip */
+	int64_t backoff_min_us;         /* first reconnect delay */
+	int64_t backoff_max_us;         /* cap of the doubling delay */
+	const volatile sig_atomic_t *interrupt; /* may be NULL */
+};
+
+/* Fills o with the defaults: 2 s, 5 s, 1 s, 5 s, 250 ms, 15 s, NULL. */
+void db_options_default(struct db_options *o);
+
+struct db;
+
+/* A lock table as the catalogue names it. Owned by the array it is in. */
+struct db_table {
+	char *schema;
+	char *table;
+};
+
+/* One lock table's row as a poll read it. Strings owned by struct db_poll. */
+struct db_lock_row {
+	bool present;      /* a row with id = 1 exists */
+	bool locked;
+	char *lockedby;    /* NULL when SQL NULL */
+	char *lockgranted; /* "YYYY-MM-DD HH:MM:SS.ffffff" as stored, or NULL */
+	bool granted_zone_valid; /* granted_zone_us is set */
+	int64_t granted_zone_us; /* LOCKGRANTED read in the poll's time zone */
+};
+
+struct db_poll {
+	int64_t now_us; /* the database's now() */
+	int leader;     /* pg_try_advisory_lock result: 1, 0; -1 not asked */
+	                /* (not asked either when already the leader) */
+	size_t n;
+	struct db_lock_row *rows; /* rows[i] is tables[i] of the db_poll call */
+};
+
+/*
+ * Parses conninfo (key=value or a postgresql:// URL) without connecting.
+ * Adds application_name=lock-arbiter, connect_timeout, and TCP keepalives
+ * unless the conninfo sets them. NULL with err filled when the conninfo
+ * does not parse or on allocation failure. The copy of conninfo is the
+ * db's and is wiped on db_free.
+ */
+struct db *db_new(const char *conninfo, const struct db_options *opts, char *err, size_t cap);
+void db_free(struct db *db);
+
+/*
+ * "host:port/dbname", from the conninfo with libpq's environment defaults
+ * (PGHOST, PGPORT, PGDATABASE, PGUSER). Never contains a password. Owned by
+ * db.
+ */
+const char *db_label(const struct db *db);
+
+/*
+ * Connects when not connected and the backoff since the last failure has
+ * elapsed (now_mono_us from CLOCK_MONOTONIC): 0 connected (or already),
+ * -EAGAIN waiting for the backoff, other negative errno on failure (the next
+ * attempt is then scheduled with capped exponential backoff and jitter):
+ * -ECONNREFUSED refused or rejected (authentication, unknown database),
+ * -ETIMEDOUT no connection within connect_timeout_s, -EIO the session
+ * settings failed. A lost connection is retried at once; only failed
+ * attempts back off.
+ * On connect it sets statement_timeout, lock_timeout and TimeZone=UTC.
+ * A fresh connection is never the leader.
+ */
+int db_ensure_connected(struct db *db, int64_t now_mono_us, char *err, size_t cap);
+bool db_is_connected(const struct db *db);
+/* Drops the connection (and so the advisory lock). */
+void db_disconnect(struct db *db);
+/* True while this connection holds the advisory lock. */
+bool db_is_leader(const struct db *db);
+
+/*
+ * Finds the lock tables: relations whose name equals table
+ * case-insensitively, with columns id, locked, lockgranted and lockedby, in
+ * the given schemas (exact names) or, when n_schemas is 0, in every schema.
+ * Sorted by schema then table. On success *out (caller frees with
+ * db_tables_free) and *n_out are written and prepared statements for
+ * db_poll are (re)built for this set.
+ */
+int db_discover(struct db *db, const char *table, char *const *schemas, size_t n_schemas,
+		struct db_table **out, size_t *n_out, char *err, size_t cap);
+void db_tables_free(struct db_table *tables, size_t n);
+
+/*
+ * Reads every table's row (WHERE id = 1) and now() in one round trip.
+ * timezone: when not NULL, LOCKGRANTED is also read as a time in that zone
+ * (granted_zone_us). try_leader: also attempt pg_try_advisory_lock when not
+ * yet the leader. On success fills *out (release with db_poll_done).
+ * tables must be the set last passed to/returned by db_discover.
+ */
+int db_poll(struct db *db, const struct db_table *tables, size_t n, const char *timezone,
+	    bool try_leader, struct db_poll *out, char *err, size_t cap);
+void db_poll_done(struct db_poll *p);
+
+/*
+ * The compare-and-set release of DESIGN.md section 6:
+ *   UPDATE s.t SET locked=false, lockgranted=null, lockedby=null WHERE id=1
+ *   AND locked AND lockedby IS NOT DISTINCT FROM $1
+ *   AND lockgranted IS NOT DISTINCT FROM $2
+ * lockedby and lockgranted exactly as db_poll returned them (NULL allowed).
+ * Returns 1 released, 0 the lock moved on, negative errno on failure.
+ */
+int db_release(struct db *db, const struct db_table *t, const char *lockedby,
+	       const char *lockgranted, char *err, size_t cap);
+
+/* 1 when the server knows the time zone name, 0 when not, <0 on error. */
+int db_timezone_valid(struct db *db, const char *tz, char *err, size_t cap);
+
+#endif

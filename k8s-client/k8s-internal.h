@@ -1,0 +1,61 @@
+/*
+ * k8s-internal.h - what the files of the Kubernetes client share among
+ * themselves (and with their tests and fuzz target); not part of the
+ * contract in k8s.h, and not for the daemon.
+ */
+#ifndef LOCK_ARBITER_K8S_INTERNAL_H
+#define LOCK_ARBITER_K8S_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "k8s.h"
+
+/*
+ * More containers than this in one pod is not a pod the API server would
+ * serve; the cap bounds the memory a hostile body can make us allocate.
+ */
+#define K8S_MAX_CONTAINERS 256
+
+
+/*
+ * Parses an RFC 3339 timestamp ("2019-08-09T05:12:19Z", with optional
+ * fractional seconds and a Z or +hh:mm offset) into microseconds since the
+ * epoch. Fractions finer than a microsecond are dropped. 0 or -EINVAL;
+ * *us is written only on success.
+ */
+int k8s_time_parse(const char *s, int64_t *us);
+/*
+ * Formats microseconds since the epoch in UTC, "2006-01-02T15:04:05Z"
+ * (micro false) or "2006-01-02T15:04:05.000000Z" (micro true): the forms
+ * of metav1.Time and metav1.MicroTime. 0 or -EINVAL (buffer too small, or
+ * a time outside years 0000-9999).
+ */
+int k8s_time_format(int64_t us, bool micro, char *buf, size_t cap);
+
+/*
+ * Parses a Pod from a cJSON object. list_item: the object is an item of a
+ * PodList, where the API server leaves out kind and apiVersion. Same
+ * contract as k8s_pod_parse.
+ */
+int k8s_pod_from_json(const cJSON *obj, bool list_item, struct k8s_pod *out, char *err, size_t cap);
+/*
+ * Parses a PodList body into a malloc'd array (NULL when empty). 0 or
+ * -EINVAL / -ENOMEM with err filled; *pods and *n written only on success.
+ */
+int k8s_pod_list_parse(const char *json, size_t len, struct k8s_pod **pods, size_t *n, char *err,
+                       size_t cap);
+
+/*
+ * Parses JSON text of exactly len bytes (no NUL needed, only whitespace
+ * allowed after the value). NULL when it is not one JSON value.
+ */
+cJSON *k8s_json_parse(const char *json, size_t len);
+
+/* snprintf into err when err is not NULL; always returns -EINVAL. */
+int k8s_fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what lock-arbiter needs to build and test (Debian 12), then
+# configures and builds it. Idempotent, and quiet when everything is present.
+#
+#   scripts/setup.sh [BUILD_DIR] [extra meson setup arguments...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=${1:-build}
+shift || true
+
+packages=(
+	meson ninja-build gcc pkg-config
+	libpq-dev libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libcmocka-dev
+	postgresql python3 python3-pytest python3-kubernetes openssl ca-certificates
+	curl valgrind iproute2 prometheus util-linux
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+if ((${#missing[@]} > 0)); then
+	if [[ $(id -u) -ne 0 ]]; then
+		sudo=sudo
+	else
+		sudo=
+	fi
+	echo "setup: installing ${missing[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+fi
+
+if [[ ! -f $build/build.ninja ]]; then
+	meson setup "$build" -Dwerror=true "$@" >/dev/null
+fi
+ninja -C "$build" >/dev/null

@@ -1,0 +1,388 @@
+"""The arbiter end to end: the real binary, a real PostgreSQL, and the
+simulated Kubernetes API. Every rule of DESIGN.md section 6 releases (or
+keeps) a lock written with a realistic LOCKEDBY, and every fault of section 9
+leaves a live lock in place.
+
+Timing: polls every 100 ms, --clock-skew 1s and --min-lock-age 1s keep the
+tests quick; the simulator writes container times in whole seconds, so a
+restart meant to be "after the grant" waits a little more than two seconds
+after the lock is first seen."""
+import os
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "k8s_sim"))
+
+from arbiter_proc import Arbiter  # noqa: E402
+from simctl import Sim, SimError  # noqa: E402
+
+NS = "shop"
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    with Sim(tmp_path_factory.mktemp("sim")) as s:
+        s.create_namespace(NS)
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def clean_sim(sim):
+    sim.clear_faults()
+    sim.clear_requests()
+    sim.clear_events()
+    for p in sim.pods():
+        sim.delete_pod(p["metadata"]["namespace"], p["metadata"]["name"])
+    yield
+    sim.clear_faults()
+    sim.release_hangs()
+
+
+def arbiter(pg, db, sim, *extra, env=None, name="arbiter"):
+    return Arbiter(["run", "--database", pg.dsn(db), "--poll-interval", "100ms",
+                    "--clock-skew", "1s", "--min-lock-age", "1s",
+                    "--kube-api", sim.url, "--kube-token-file", sim.token_file,
+                    "--kube-ca-file", sim.ca, "--holder-namespace", NS,
+                    "--listen", "127.0.0.1:0"] + list(extra), env=env, name=name)
+
+
+def pod(sim, name, ip=None, containers=("app",), **kw):
+    desc = dict(containers=list(containers), **kw)
+    if ip:
+        desc["podIP"] = ip
+    return sim.create_pod(name, NS, **desc)
+
+
+def locked(pg, db):
+    row = pg.read_lock(db)
+    return row is not None and row[0] is True
+
+
+def assert_kept(pg, db, a, seconds=1.5):
+    """The lock stays for several polls and the arbiter releases nothing."""
+    time.sleep(seconds)
+    assert locked(pg, db), a.log_text()
+    assert a.count("lock released") == 0
+
+
+def released(pg, db, a, rule, timeout=15):
+    rec = a.wait_for("lock released", timeout=timeout)
+    assert rec["rule"] == rule, rec
+    assert not locked(pg, db)
+    return rec
+
+
+# -- O1 -------------------------------------------------------------------------
+
+def test_o1_namespace_pod_holder_deleted(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "payments-api-5f7c9d-abcde")
+    pg.lock(db, lockedby="%s:payments-api-5f7c9d-abcde" % NS)
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        sim.delete_pod(NS, "payments-api-5f7c9d-abcde")
+        rec = released(pg, db, a, "O1_pod_deleted")
+        assert "pod shop/payments-api-5f7c9d-abcde is gone" in rec["evidence"]
+
+
+def test_o1_host_holder_gone_after_seen_alive(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "orders-7d9f8c6b5-x2x7q", ip="10.244.1.17")
+    pg.lock(db, lockedby="orders-7d9f8c6b5-x2x7q (10.244.1.17)")
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        sim.delete_pod(NS, "orders-7d9f8c6b5-x2x7q")
+        released(pg, db, a, "O1_pod_deleted")
+
+
+def test_unresolved_host_never_seen_is_kept(pg, db, sim):
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby="ip-10-52-55-196.eu-west-1.compute.internal (10.52.55.196)")
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="unresolved", reason="unresolved_not_found")
+        assert_kept(pg, db, a)
+
+
+# -- O2 -------------------------------------------------------------------------
+
+def test_o2_statefulset_pod_recreated_under_the_same_name(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "web-0", ip="10.244.2.9")
+    pg.lock(db, lockedby="web-0.web.shop.svc.cluster.local (10.244.2.9)")
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        sim.recreate_pod(NS, "web-0")
+        rec = released(pg, db, a, "O2_pod_replaced")
+        assert "was replaced" in rec["evidence"]
+
+
+def test_o2_pod_created_after_the_grant(pg, db, sim):
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby="web-1 (10.244.2.10)")
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="unresolved")
+        time.sleep(2.2)
+        pod(sim, "web-1", ip="10.244.2.10")
+        released(pg, db, a, "O2_pod_created_after_grant")
+
+
+# -- O3 -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("phase", ["Failed", "Succeeded"])
+def test_o3_pod_finished(pg, db, sim, phase):
+    pg.create_lock_table(db)
+    pod(sim, "migrate-job-x1")
+    pg.lock(db, lockedby="%s:migrate-job-x1" % NS)
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        sim.set_phase(NS, "migrate-job-x1", phase)
+        rec = released(pg, db, a, "O3_pod_finished")
+        assert "phase " + phase in rec["evidence"]
+
+
+# -- O4 -------------------------------------------------------------------------
+
+def test_o4_annotated_container_restarted_in_running_pod(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "orders-1", ip="10.244.1.20", containers=("app", "istio-proxy"),
+        annotations={"lock-arbiter.io/holder-container": "app"})
+    pg.lock(db, lockedby="orders-1 (10.244.1.20)")
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held", reason="held_container_running")
+        time.sleep(2.2)
+        sim.restart(NS, "orders-1", container="app")
+        rec = released(pg, db, a, "O4_container_restarted")
+        assert "container app of shop/orders-1 restarted" in rec["evidence"]
+
+
+def test_o4_holder_container_in_crashloopbackoff(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "orders-2", containers=("app",))
+    pg.lock(db, lockedby="%s:orders-2" % NS)
+    with arbiter(pg, db, sim, "--holder-container", "app") as a:
+        a.wait_for("verdict", verdict="held")
+        sim.restart(NS, "orders-2", container="app", crashloop=True)
+        rec = released(pg, db, a, "O4_container_not_running")
+        assert "CrashLoopBackOff" in rec["evidence"]
+
+
+def test_sidecar_alive_since_before_the_grant_keeps_the_lock(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "orders-3", containers=("app", "istio-proxy"))
+    pg.lock(db, lockedby="%s:orders-3" % NS)
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        time.sleep(2.2)
+        mark = a.mark()
+        sim.restart(NS, "orders-3", container="app")
+        rec = a.wait_for("verdict", reason="held_other_container_running", timeout=10,
+                         start=mark)
+        assert "container istio-proxy" in rec["explanation"]
+        assert_kept(pg, db, a)
+
+
+def test_o4_unknown_holder_every_container_restarted(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "orders-4", containers=("app",))
+    pg.lock(db, lockedby="%s:orders-4" % NS)
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        time.sleep(2.2)
+        sim.restart(NS, "orders-4", container="app")
+        released(pg, db, a, "O4_no_live_container")
+
+
+def test_live_slow_migration_is_never_released(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "orders-5", ip="10.244.1.21", containers=("app",))
+    pg.lock(db, lockedby="orders-5#blue (10.244.1.21)")
+    with arbiter(pg, db, sim, "--holder-container", "app") as a:
+        a.wait_for("verdict", verdict="held", reason="held_container_running")
+        assert_kept(pg, db, a, seconds=3)
+
+
+def test_deleting_pod_with_running_containers_keeps_the_lock(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "orders-6", containers=("app",))
+    pg.lock(db, lockedby="%s:orders-6" % NS)
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        sim.mark_deleting(NS, "orders-6")
+        assert_kept(pg, db, a, seconds=2)
+
+
+# -- O5 and unresolvable LOCKEDBY ------------------------------------------------
+
+def test_o5_opt_in_releases_unresolved_after_the_threshold(pg, db, sim):
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby="unknown (unknown)")
+    with arbiter(pg, db, sim, "--release-unresolved-after", "1s") as a:
+        a.wait_for("verdict", verdict="unresolved")
+        released(pg, db, a, "O5_unresolved_timeout")
+
+
+def test_path_traversal_lockedby_makes_no_request(pg, db, sim):
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby="default:../../secrets/x")
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="unresolved", reason="unresolved_lockedby")
+        assert_kept(pg, db, a, seconds=1)
+    paths = [r["path"] for r in sim.requests()]
+    assert not any("secrets" in p or ".." in p for p in paths), paths
+    assert not any("/pods/" in p for p in paths), paths
+
+
+# -- guards -------------------------------------------------------------------
+
+def test_dry_run_logs_would_release_and_keeps_the_lock(pg, db, sim):
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby="%s:gone-pod" % NS)
+    with arbiter(pg, db, sim, "--dry-run") as a:
+        rec = a.wait_for("would release (dry run)")
+        assert rec["rule"] == "O1_pod_deleted"
+        assert_kept(pg, db, a, seconds=1)
+    assert sim.events() == [] or sim.events().get("items") == []
+
+
+def test_compare_and_set_loses_cleanly_when_the_lock_moves_on(pg, db, sim):
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby="%s:old-holder" % NS)
+    # The holder's lookup takes 1.5 s; meanwhile a new holder takes the lock.
+    sim.add_fault("latency", ms=1500, path="old-holder", times=1)
+    with arbiter(pg, db, sim, "--poll-interval", "5s") as a:
+        a.wait_for("lock held")
+        time.sleep(0.3)
+        pg.unlock(db)
+        pod(sim, "new-holder")
+        pg.lock(db, lockedby="%s:new-holder" % NS)
+        a.wait_for("release skipped: the lock moved on", timeout=10)
+        assert pg.read_lock(db)[1] == "%s:new-holder" % NS
+        assert a.count("lock released") == 0
+
+
+def test_two_arbiters_one_releases_the_other_reports(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "orders-7")
+    pg.lock(db, lockedby="%s:orders-7" % NS)
+    # The leader polls slowly, so the follower sees the orphan before it is gone.
+    with arbiter(pg, db, sim, "--poll-interval", "2s", name="first") as a:
+        a.wait_for("leadership acquired")
+        with arbiter(pg, db, sim, name="second") as b:
+            b.wait_for("verdict", verdict="held")
+            sim.delete_pod(NS, "orders-7")
+            b.wait_for("orphaned; another arbiter is the leader")
+            a.wait_for("lock released", timeout=10)
+            time.sleep(0.3)
+            assert b.count("lock released") == 0
+    assert not locked(pg, db)
+
+
+def test_wrong_cluster_no_release(pg, db, sim):
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby="%s:gone-pod" % NS)
+    env = {"POD_NAME": "lock-arbiter-0", "POD_NAMESPACE": "ops"}
+    with arbiter(pg, db, sim, env=env) as a:
+        a.wait_for("cluster identity check failed: no releases")
+        a.wait_for("orphaned; not released: cluster identity not confirmed")
+        assert_kept(pg, db, a, seconds=1)
+
+
+def test_right_cluster_identity_then_release(pg, db, sim):
+    pg.create_lock_table(db)
+    try:
+        sim.create_namespace("ops")
+    except SimError:
+        pass  # already there
+    me = sim.create_pod("lock-arbiter-0", "ops", containers=["lock-arbiter"])
+    pg.lock(db, lockedby="%s:gone-pod" % NS)
+    uid = me["metadata"]["uid"]
+    env = {"POD_NAME": "lock-arbiter-0", "POD_NAMESPACE": "ops", "POD_UID": uid}
+    with arbiter(pg, db, sim, env=env) as a:
+        a.wait_for("cluster identity confirmed")
+        released(pg, db, a, "O1_pod_deleted")
+    pg.lock(db, lockedby="%s:gone-pod" % NS)
+    env["POD_UID"] = "another-uid"
+    with arbiter(pg, db, sim, env=env) as a:
+        a.wait_for("cluster identity check failed: no releases")
+        assert_kept(pg, db, a, seconds=1)
+
+
+def test_event_posted_for_a_release(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "orders-8")
+    pg.lock(db, lockedby="%s:orders-8" % NS)
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        sim.delete_pod(NS, "orders-8")
+        released(pg, db, a, "O1_pod_deleted")
+    events = sim.events(NS)
+    items = events["items"] if isinstance(events, dict) else events
+    assert len(items) == 1, items
+    ev = items[0]
+    assert ev["reason"] == "LiquibaseLockReleased" and ev["type"] == "Warning"
+    assert ev["involvedObject"]["name"] == "orders-8"
+    assert ev["involvedObject"]["namespace"] == NS
+    assert "O1_pod_deleted" in ev["message"] and "public.databasechangeloglock" in ev["message"]
+
+
+# -- faults of section 9: a dead holder behind a failing API is never released ----
+
+FAULTS = [
+    ("status", dict(code=500)),
+    ("status", dict(code=503)),
+    ("status", dict(code=429, retry_after=1)),
+    ("forbidden", {}),
+    ("unauthorized", {}),
+    ("hang", {}),
+    ("latency", dict(ms=8000)),
+    ("drip", dict(interval_ms=500)),
+    ("oversized", {}),
+    ("malformed", dict(variant="truncated")),
+    ("malformed", dict(variant="wrong_types")),
+    ("malformed", dict(variant="not_json")),
+    ("reset", dict(mode="rst")),
+    ("reset", dict(mode="close")),
+]
+
+
+@pytest.mark.parametrize("fault,spec", FAULTS, ids=["%s-%s" % (f, "-".join(
+    "%s" % v for v in s.values()) or "x") for f, s in FAULTS])
+def test_api_fault_keeps_the_lock_of_a_dead_holder(pg, db, sim, fault, spec):
+    """The holder dies while the API misbehaves: deleted (a 404 the fault spoils),
+    or, for faults that corrupt a pod body, finished (phase Failed)."""
+    body_fault = fault in ("malformed", "oversized")
+    pg.create_lock_table(db)
+    pod(sim, "orders-9")
+    pg.lock(db, lockedby="%s:orders-9" % NS)
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        time.sleep(1.1)  # past --min-lock-age, so O3 could apply at once
+        sim.add_fault(fault, path="/pods/orders-9", **spec)
+        if body_fault:
+            sim.set_phase(NS, "orders-9", "Failed")
+        else:
+            sim.delete_pod(NS, "orders-9")
+        a.wait_for("verdict", reason="held_kubernetes_unknown", timeout=15)
+        assert_kept(pg, db, a, seconds=1)
+        # With the API healthy again the same lock is released: the fault alone kept it.
+        sim.clear_faults()
+        sim.release_hangs()
+        released(pg, db, a, "O3_pod_finished" if body_fault else "O1_pod_deleted", timeout=20)
+
+
+def test_token_rotation_is_followed(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "orders-10")
+    pg.lock(db, lockedby="%s:orders-10" % NS)
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        sim.rotate_token("sim-token-rotated-%d" % time.time_ns())
+        sim.clear_requests()
+        sim.delete_pod(NS, "orders-10")
+        released(pg, db, a, "O1_pod_deleted")
+        log = sim.requests()
+        assert any(r["status"] == 401 for r in log), log
+    text = a.log_text()
+    assert sim.token not in text and "sim-token" not in text
