@@ -11,6 +11,30 @@
 #include <string.h>
 #include <time.h>
 
+/* Called by the client after every request: counts and times it. */
+static void observe_k8s(void *ctx, const char *verb, long code, int64_t duration_us)
+{
+	struct arbiter_stats *st = ctx;
+	int v = strcmp(verb, "get") == 0 ? 0 : strcmp(verb, "list") == 0 ? 1 : 2;
+	size_t i;
+
+	histogram_observe(&st->k8s_duration[v], (double)duration_us / TIMEUTIL_S);
+	/* Reachable and answering: 401 and 403 are answers; 5xx, 429 and silence are not. */
+	st->kubernetes_up = code >= 200 && code < 500 && code != 429;
+	for (i = 0; i < st->n_k8s; i++)
+		if (st->k8s[i].verb == v && st->k8s[i].code == code)
+			break;
+	if (i == st->n_k8s) {
+		if (st->n_k8s == ARBITER_K8S_CODES)
+			return; /* more distinct codes than any real API gives */
+		st->k8s[i].verb = v;
+		st->k8s[i].code = code;
+		st->k8s[i].count = 0;
+		st->n_k8s++;
+	}
+	st->k8s[i].count++;
+}
+
 /*
  * The API client: --kube-api when given, else the in-cluster service
  * account. check may run without any API (verdicts then say so); run and
@@ -24,6 +48,8 @@ static int make_k8s(struct arbiter *a, FILE *err)
 
 	k8s_config_default(&kc);
 	kc.interrupt = a->stop;
+	kc.observe = observe_k8s;
+	kc.observe_ctx = &a->stats;
 	if (cfg->kube_api != NULL) {
 		kc.api_url = strdup(cfg->kube_api);
 		kc.token_file = cfg->kube_token_file ? strdup(cfg->kube_token_file) : NULL;
@@ -49,6 +75,8 @@ static int make_k8s(struct arbiter *a, FILE *err)
 		return -1;
 	}
 	a->identity_required = cfg->pod_name != NULL && cfg->pod_namespace != NULL;
+	/* Until a request says otherwise, a configured API counts as up. */
+	a->stats.kubernetes_up = true;
 	return 0;
 }
 
@@ -79,8 +107,13 @@ struct arbiter *arbiter_new(const struct cfg *cfg, const volatile sig_atomic_t *
 			return NULL;
 		}
 		d->label = db_label(d->db);
+		histogram_init(&d->poll, histogram_latency_buckets, histogram_latency_n);
 		a->n_dbs++;
 	}
+	for (int v = 0; v < 3; v++)
+		histogram_init(&a->stats.k8s_duration[v], histogram_latency_buckets,
+			       histogram_latency_n);
+	histogram_init(&a->stats.release_delay, histogram_delay_buckets, histogram_delay_n);
 	if (make_k8s(a, err) < 0) {
 		arbiter_free(a);
 		return NULL;
@@ -305,7 +338,9 @@ static void post_event(struct arbiter *a, const struct arbiter_db *d,
 	text_quote(e->lockedby, by, sizeof(by));
 	snprintf(msg, sizeof(msg), "Released Liquibase lock %s.%s on %s held by %s: rule %s: %s",
 		 t->schema, t->table, d->label, by, verdict_rule_code(v->rule), v->text);
-	if (k8s_post_event(a->k8s, &ev, &res) < 0) {
+	if (k8s_post_event(a->k8s, &ev, &res) == 0) {
+		a->stats.events_posted++;
+	} else {
 		/* An Event is a courtesy: never retried, never in the way of a release. */
 		a->stats.events_failed++;
 		char code[16];
@@ -325,18 +360,31 @@ static void release(struct arbiter *a, struct arbiter_db *d, size_t i,
 	const char *by = e->lockedby != NULL ? e->lockedby : "";
 
 	if (rc == 1) {
+		struct episode_releases *r = &t->releases;
+		int64_t now = timeutil_wall_us();
+
 		a->stats.releases++;
+		r->by_rule[v->rule < EPISODE_MAX_RULES ? v->rule : 0]++;
+		r->last_us = now;
+		r->last_rule = (int)v->rule;
+		free(r->last_lockedby);
+		free(r->last_explanation);
+		r->last_lockedby = e->lockedby != NULL ? strdup(e->lockedby) : NULL;
+		r->last_explanation = strdup(v->text);
+		if (v->died_at_us > 0)
+			histogram_observe(&a->stats.release_delay,
+					  (double)(now - v->died_at_us) / TIMEUTIL_S);
 		log_warn("lock released", "database", d->label, "schema", t->schema, "table",
 			 t->table, "lockedby", by, "rule", verdict_rule_code(v->rule), "evidence",
 			 v->text, NULL);
 		post_event(a, d, t, e, l, v);
 	} else if (rc == 0) {
 		/* The lock moved on between our read and the UPDATE: not an error. */
-		a->stats.release_conflicts++;
+		d->release_conflicts++;
 		log_info("release skipped: the lock moved on", "database", d->label, "schema",
 			 t->schema, "table", t->table, "lockedby", by, NULL);
 	} else {
-		a->stats.release_errors++;
+		d->release_errors++;
 		if (!e->judgement.release_failed_logged)
 			log_error("release failed", "database", d->label, "schema", t->schema,
 				  "table", t->table, "error", err, NULL);
@@ -440,6 +488,7 @@ static void follow(struct arbiter *a, struct arbiter_db *d, const struct db_poll
 			log_episode("lock held", d, t, t->current);
 			if (t->current->zone_mismatch && d->zone_trusted) {
 				d->zone_trusted = false;
+				d->zone_mismatches++;
 				log_error("LOCKGRANTED disagrees with --lockgranted-timezone: no "
 				          "longer trusted",
 				          "database", d->label, "schema", t->schema, "table",
@@ -477,6 +526,7 @@ static int poll_db(struct arbiter *a, struct arbiter_db *d)
 		if (rc < 0)
 			return rc;
 	}
+	int64_t poll_start = timeutil_mono_us();
 	rc = db_poll(d->db, d->tables, d->n_tables,
 	             d->zone_trusted ? a->cfg->lockgranted_timezone : NULL, try_leader, &p, err,
 	             sizeof(err));
@@ -493,6 +543,7 @@ static int poll_db(struct arbiter *a, struct arbiter_db *d)
 		set_up(d, false, err);
 		return rc;
 	}
+	histogram_observe(&d->poll, (double)(timeutil_mono_us() - poll_start) / TIMEUTIL_S);
 	set_up(d, true, "");
 	d->last_poll_db_us = p.now_us;
 	if (db_is_leader(d->db) && !d->leader) {
@@ -549,6 +600,8 @@ int arbiter_run(struct arbiter *a)
 	log_info("started", "databases", n, NULL);
 	while (!*a->stop) {
 		arbiter_cycle(a);
+		if (a->status != NULL && status_publish(a->status, a) < 0)
+			log_error("out of memory publishing the status", NULL);
 		next += a->cfg->poll_interval_us;
 		/* After a slow cycle, start again now instead of catching up. */
 		if (next < timeutil_mono_us())

@@ -10,6 +10,8 @@
 
 #include "cfg.h"
 #include "episode.h"
+#include "histogram.h"
+#include "status.h"
 
 #include <db.h>
 #include <k8s.h>
@@ -38,6 +40,8 @@ struct arbiter_db {
 	char last_error[256];
 	int64_t last_poll_db_us; /* database now() of the last good poll */
 	bool leader;
+	uint64_t release_conflicts, release_errors, zone_mismatches;
+	struct histogram poll; /* poll_duration_seconds */
 
 	/* --lockgranted-timezone: checked against the server, then trusted until contradicted. */
 	bool zone_checked;
@@ -45,12 +49,21 @@ struct arbiter_db {
 };
 
 /* Counters since start, for logs and metrics. */
+#define ARBITER_K8S_CODES 32
 struct arbiter_stats {
 	uint64_t releases;
-	uint64_t release_conflicts;
-	uint64_t release_errors;
-	uint64_t events_failed;
+	uint64_t events_posted, events_failed;
 	uint64_t k8s_requests_last_cycle;
+	bool kubernetes_up;
+	/* kubernetes_requests_total by verb (get, list, create) and code */
+	struct {
+		int verb;
+		long code;
+		uint64_t count;
+	} k8s[ARBITER_K8S_CODES];
+	size_t n_k8s;
+	struct histogram k8s_duration[3];
+	struct histogram release_delay; /* orphan_release_delay_seconds */
 };
 
 struct arbiter {
@@ -71,6 +84,7 @@ struct arbiter {
 	/* Some episode waits for --min-lock-age (once and check wait for it). */
 	bool any_too_young;
 	struct arbiter_stats stats;
+	struct status *status; /* published after every cycle when set */
 };
 
 /*

@@ -43,6 +43,8 @@ void episode_table_done(struct episode_table *t)
 		return;
 	free(t->schema);
 	free(t->table);
+	free(t->releases.last_lockedby);
+	free(t->releases.last_explanation);
 	episode_free(t->current);
 	memset(t, 0, sizeof(*t));
 }

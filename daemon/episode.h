@@ -45,6 +45,7 @@ struct episode {
 	char holder_ns[64];         /* the pod it resolved to, once seen */
 	char holder_pod[254];
 	char holder_uid[64];        /* uid of that pod when first seen */
+	int64_t holder_deleting_us; /* its deletionTimestamp, once seen */
 
 	/* The last verdict (verdict.h values), kept for logs, check and /locks. */
 	struct episode_judgement {
@@ -56,9 +57,19 @@ struct episode {
 	} judgement;
 };
 
+/* Releases of one lock table, kept across episodes (metrics, status page). */
+#define EPISODE_MAX_RULES 16
+struct episode_releases {
+	uint64_t by_rule[EPISODE_MAX_RULES]; /* indexed by verdict rule */
+	int64_t last_us;                     /* wall clock of the last release; 0 none */
+	int last_rule;
+	char *last_lockedby, *last_explanation;
+};
+
 struct episode_table {
 	char *schema;
 	char *table;
+	struct episode_releases releases;
 	bool polled;          /* a successful poll has read this table */
 	int64_t last_poll_us; /* database time of that poll */
 	struct episode *current; /* NULL while the lock is free */

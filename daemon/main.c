@@ -4,7 +4,9 @@
 #include "arbiter.h"
 #include "cfg.h"
 #include "log.h"
+#include "http.h"
 #include "report.h"
+#include "status.h"
 
 #include <config.h>
 #include <signal.h>
@@ -36,14 +38,48 @@ static void install_signals(void)
 static int run_check(struct arbiter *a, const struct cfg *c)
 {
 	int failed = arbiter_settle(a);
+	struct status st;
 
+	if (status_init(&st, c->poll_interval_us) < 0 || status_publish(&st, a) < 0) {
+		fprintf(stderr, "lock-arbiter: out of memory\n");
+		return 1;
+	}
 	if (c->json)
-		report_json(a, stdout);
+		report_json(&st, stdout);
 	else
-		report_text(a, stdout);
+		report_text(&st, stdout);
+	status_done(&st);
 	if (arbiter_count_orphaned(a) > 0)
 		return 3;
 	return failed > 0 ? 1 : 0;
+}
+
+/* run: the HTTP server on its own thread, the loop on this one. */
+static int run_daemon(struct arbiter *a, const struct cfg *c)
+{
+	struct status st;
+	struct http_server *h;
+	char err[256], port[16];
+	int rc;
+
+	if (status_init(&st, c->poll_interval_us) < 0) {
+		log_error("cannot initialise the status", NULL);
+		return 1;
+	}
+	h = http_start(c->listen, &st, err, sizeof(err));
+	if (h == NULL) {
+		log_error("http server not started", "error", err, NULL);
+		status_done(&st);
+		return 1;
+	}
+	snprintf(port, sizeof(port), "%u", http_port(h));
+	log_info("http listening", "listen", c->listen, "port", port, NULL);
+	a->status = &st;
+	rc = arbiter_run(a);
+	http_stop(h);
+	a->status = NULL;
+	status_done(&st);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -87,7 +123,7 @@ int main(int argc, char **argv)
 		status = arbiter_settle(a) > 0 ? 1 : 0;
 		break;
 	default:
-		status = arbiter_run(a);
+		status = run_daemon(a, &c);
 		break;
 	}
 	arbiter_free(a);

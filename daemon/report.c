@@ -2,7 +2,6 @@
 
 #include "text.h"
 #include "timeutil.h"
-#include "verdict.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -19,6 +18,18 @@ static void add_str(cJSON *o, const char *key, const char *val)
 	clean = text_utf8_clean(val);
 	cJSON_AddStringToObject(o, key, clean != NULL ? clean : "");
 	free(clean);
+}
+
+static void add_time(cJSON *o, const char *key, int64_t us)
+{
+	char buf[40];
+
+	if (us == 0) {
+		cJSON_AddNullToObject(o, key);
+		return;
+	}
+	timeutil_format_rfc3339(us, buf, sizeof(buf));
+	add_str(o, key, buf);
 }
 
 static cJSON *holder_json(const struct holder *h)
@@ -42,8 +53,7 @@ static cJSON *holder_json(const struct holder *h)
 			cJSON *ci = cJSON_CreateObject();
 			if (ci == NULL)
 				break;
-			add_str(ci, "namespace",
-			        h->candidates[i].ns[0] ? h->candidates[i].ns : NULL);
+			add_str(ci, "namespace", h->candidates[i].ns[0] ? h->candidates[i].ns : NULL);
 			add_str(ci, "pod", h->candidates[i].name);
 			cJSON_AddItemToArray(c, ci);
 		}
@@ -57,103 +67,87 @@ static cJSON *holder_json(const struct holder *h)
 	return o;
 }
 
-/*
- * How long the lock has been held as far as we can tell: from the grant
- * when LOCKGRANTED is trusted, otherwise from the first poll that saw it
- * (a lower bound).
- */
-static int64_t held_for(const struct arbiter_db *d, const struct episode *e, bool *lower_bound,
-                        int64_t skew)
-{
-	bool trusted = d->zone_trusted && e->granted_zone_valid && !e->zone_mismatch;
-	int64_t since = trusted ? e->granted_zone_us : e->first_seen_us;
-
-	(void)skew;
-	*lower_bound = !trusted;
-	return d->last_poll_db_us > since ? d->last_poll_db_us - since : 0;
-}
-
-static cJSON *table_json(const struct arbiter *a, const struct arbiter_db *d,
-                         const struct episode_table *t)
+static cJSON *lock_json(const struct status_lock *l)
 {
 	cJSON *o = cJSON_CreateObject();
-	const struct episode *e = t->current;
-	char buf[64];
 
 	if (o == NULL)
 		return NULL;
-	add_str(o, "database", d->label);
-	add_str(o, "schema", t->schema);
-	add_str(o, "table", t->table);
-	add_str(o, "state", !d->up ? "unknown" : e != NULL ? "held" : "free");
-	if (e == NULL)
-		return o;
-	add_str(o, "locked_by", e->lockedby);
-	add_str(o, "lock_granted", e->lockgranted);
-	timeutil_format_rfc3339(e->first_seen_us, buf, sizeof(buf));
-	add_str(o, "first_seen", buf);
-	bool lower;
-	int64_t held = held_for(d, e, &lower, a->cfg->clock_skew_us);
-	cJSON_AddNumberToObject(o, "held_for_seconds", (double)held / TIMEUTIL_S);
-	cJSON_AddBoolToObject(o, "held_for_is_lower_bound", lower);
-	cJSON_AddItemToObject(o, "holder", holder_json(&e->holder));
-	if (e->judgement.judged) {
-		add_str(o, "verdict", verdict_state_name((enum verdict_state)e->judgement.state));
-		add_str(o, "reason", verdict_rule_code((enum verdict_rule)e->judgement.rule));
-		add_str(o, "explanation", e->judgement.text);
-	} else {
-		cJSON_AddNullToObject(o, "verdict");
+	add_str(o, "database", l->database);
+	add_str(o, "schema", l->schema);
+	add_str(o, "table", l->table);
+	add_str(o, "state", !l->known ? "unknown" : l->held ? "held" : "free");
+	if (l->held) {
+		add_str(o, "locked_by", l->lockedby);
+		add_str(o, "lock_granted", l->lockgranted);
+		add_str(o, "lock_granted_zone", l->lockgranted_zone);
+		add_time(o, "first_seen", l->first_seen_us);
+		cJSON_AddNumberToObject(o, "held_for_seconds", l->held_seconds);
+		cJSON_AddBoolToObject(o, "held_for_is_lower_bound", l->held_lower_bound);
+		if (l->parsed != NULL)
+			cJSON_AddItemToObject(o, "holder", holder_json(l->parsed));
+		add_str(o, "holder_description", l->holder);
+		add_str(o, "verdict", l->verdict);
+		add_str(o, "reason", l->reason);
+		add_str(o, "explanation", l->explanation);
+	}
+	cJSON *r = cJSON_AddObjectToObject(o, "last_release");
+	if (r != NULL && l->last_release_us != 0) {
+		add_time(r, "at", l->last_release_us);
+		add_str(r, "reason", l->last_release_reason);
+		add_str(r, "locked_by", l->last_release_lockedby);
+		add_str(r, "explanation", l->last_release_explanation);
+	} else if (r != NULL) {
+		cJSON_DeleteItemFromObject(o, "last_release");
+		cJSON_AddNullToObject(o, "last_release");
 	}
 	return o;
 }
 
-cJSON *report_locks_json(const struct arbiter *a)
+cJSON *report_locks_json(const struct status *st)
 {
 	cJSON *arr = cJSON_CreateArray();
 
-	if (arr == NULL)
-		return NULL;
-	for (size_t i = 0; i < a->n_dbs; i++) {
-		const struct arbiter_db *d = &a->dbs[i];
-		for (size_t j = 0; j < d->n_tables; j++) {
-			cJSON *o = table_json(a, d, &d->state[j]);
-			if (o == NULL) {
-				cJSON_Delete(arr);
-				return NULL;
-			}
-			cJSON_AddItemToArray(arr, o);
+	for (size_t i = 0; arr != NULL && i < st->t.n_locks; i++) {
+		cJSON *o = lock_json(&st->t.locks[i]);
+		if (o == NULL) {
+			cJSON_Delete(arr);
+			return NULL;
 		}
+		cJSON_AddItemToArray(arr, o);
 	}
 	return arr;
 }
 
-int report_json(const struct arbiter *a, FILE *out)
+int report_json(const struct status *st, FILE *out)
 {
 	cJSON *root = cJSON_CreateObject();
 	cJSON *dbs = cJSON_AddArrayToObject(root, "databases");
-	cJSON *locks = report_locks_json(a);
+	cJSON *locks = report_locks_json(st);
+	cJSON *k = cJSON_AddObjectToObject(root, "kubernetes");
 	char *s;
 
-	if (root == NULL || dbs == NULL || locks == NULL) {
+	if (root == NULL || dbs == NULL || locks == NULL || k == NULL) {
 		cJSON_Delete(root);
 		cJSON_Delete(locks);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < a->n_dbs; i++) {
-		const struct arbiter_db *d = &a->dbs[i];
+	for (size_t i = 0; i < st->t.n_dbs; i++) {
+		const struct status_db *d = &st->t.dbs[i];
 		cJSON *o = cJSON_CreateObject();
 		if (o == NULL)
 			break;
 		add_str(o, "database", d->label);
 		cJSON_AddBoolToObject(o, "up", d->up);
-		add_str(o, "error", d->up ? NULL : d->last_error);
-		cJSON_AddNumberToObject(o, "lock_tables", (double)d->n_tables);
+		cJSON_AddBoolToObject(o, "leader", d->leader);
+		add_str(o, "error", d->error);
 		cJSON_AddItemToArray(dbs, o);
 	}
 	cJSON_AddItemToObject(root, "locks", locks);
-	cJSON_AddBoolToObject(root, "kubernetes_configured", a->k8s != NULL);
-	cJSON_AddBoolToObject(root, "cluster_identity_ok", a->identity_ok);
-	add_str(root, "cluster_identity", a->identity_reason);
+	cJSON_AddBoolToObject(k, "configured", st->kubernetes_configured);
+	cJSON_AddBoolToObject(k, "up", st->kubernetes_up);
+	cJSON_AddBoolToObject(k, "cluster_identity_ok", !st->identity_required || st->identity_ok);
+	add_str(k, "cluster_identity", st->t.identity_reason);
 	s = cJSON_Print(root);
 	cJSON_Delete(root);
 	if (s == NULL)
@@ -163,49 +157,65 @@ int report_json(const struct arbiter *a, FILE *out)
 	return 0;
 }
 
-static void text_table(const struct arbiter *a, const struct arbiter_db *d,
-                       const struct episode_table *t, FILE *out)
+/* A catalogue name as is when plain, quoted and escaped when not. */
+static void text_name(const char *s, FILE *out)
 {
-	const struct episode *e = t->current;
-	char q[1100], buf[512];
-	bool lower;
+	char q[300];
 
-	fprintf(out, "  %s.%s: %s\n", t->schema, t->table, e != NULL ? "held" : "free");
-	if (e == NULL)
+	if (text_is_bare(s)) {
+		fputs(s, out);
 		return;
-	text_quote(e->lockedby, q, sizeof(q));
-	fprintf(out, "    locked by:  %s\n", q);
-	if (e->lockgranted == NULL)
-		fprintf(out, "    granted:    null\n");
-	else if (d->zone_trusted && e->granted_zone_valid && !e->zone_mismatch)
-		fprintf(out, "    granted:    %s (%s)\n", e->lockgranted,
-		        a->cfg->lockgranted_timezone);
-	else
-		fprintf(out, "    granted:    %s (writer's time zone unknown: not trusted)\n",
-		        e->lockgranted);
-	timeutil_format_duration(held_for(d, e, &lower, a->cfg->clock_skew_us), buf, sizeof(buf));
-	fprintf(out, "    held for:   %s%s\n", lower ? "at least " : "", buf);
-	holder_describe(&e->holder, buf, sizeof(buf));
-	fprintf(out, "    holder:     %s\n", buf);
-	if (e->judgement.judged)
-		fprintf(out, "    verdict:    %s [%s]\n", e->judgement.text,
-			verdict_rule_code((enum verdict_rule)e->judgement.rule));
+	}
+	text_quote(s, q, sizeof(q));
+	fputs(q, out);
 }
 
-void report_text(const struct arbiter *a, FILE *out)
+static void text_lock(const struct status_lock *l, FILE *out)
 {
-	if (a->k8s == NULL)
-		fprintf(out, "no Kubernetes API configured: verdicts cannot name a dead holder\n");
-	for (size_t i = 0; i < a->n_dbs; i++) {
-		const struct arbiter_db *d = &a->dbs[i];
+	char q[1100], buf[64];
 
+	fputs("  ", out);
+	text_name(l->schema, out);
+	fputc('.', out);
+	text_name(l->table, out);
+	fprintf(out, ": %s\n", l->held ? "held" : "free");
+	if (!l->held)
+		return;
+	text_quote(l->lockedby, q, sizeof(q));
+	fprintf(out, "    locked by:  %s\n", q);
+	if (l->lockgranted == NULL)
+		fprintf(out, "    granted:    null\n");
+	else if (l->lockgranted_zone != NULL)
+		fprintf(out, "    granted:    %s (%s)\n", l->lockgranted, l->lockgranted_zone);
+	else
+		fprintf(out, "    granted:    %s (writer's time zone unknown: not trusted)\n",
+			l->lockgranted);
+	timeutil_format_duration((int64_t)(l->held_seconds * TIMEUTIL_S), buf, sizeof(buf));
+	fprintf(out, "    held for:   %s%s\n", l->held_lower_bound ? "at least " : "", buf);
+	fprintf(out, "    holder:     %s\n", l->holder);
+	if (l->verdict != NULL)
+		fprintf(out, "    verdict:    %s [%s]\n", l->explanation, l->reason);
+}
+
+void report_text(const struct status *st, FILE *out)
+{
+	size_t li = 0;
+
+	if (!st->kubernetes_configured)
+		fprintf(out, "no Kubernetes API configured: verdicts cannot name a dead holder\n");
+	for (size_t i = 0; i < st->t.n_dbs; i++) {
+		const struct status_db *d = &st->t.dbs[i];
+		size_t n = 0;
+
+		while (li + n < st->t.n_locks && strcmp(st->t.locks[li + n].database, d->label) == 0)
+			n++;
 		if (!d->up) {
-			fprintf(out, "%s: unreachable: %s\n", d->label, d->last_error);
-			continue;
+			fprintf(out, "%s: unreachable: %s\n", d->label, d->error ? d->error : "");
+		} else {
+			fprintf(out, "%s: %zu lock table%s\n", d->label, n, n == 1 ? "" : "s");
+			for (size_t j = 0; j < n; j++)
+				text_lock(&st->t.locks[li + j], out);
 		}
-		fprintf(out, "%s: %zu lock table%s\n", d->label, d->n_tables,
-		        d->n_tables == 1 ? "" : "s");
-		for (size_t j = 0; j < d->n_tables; j++)
-			text_table(a, d, &d->state[j], out);
+		li += n;
 	}
 }

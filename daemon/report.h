@@ -1,23 +1,24 @@
 /*
- * report.h - what `check` prints and `/locks` serves: every lock table,
- * its state, holder and verdict. Strings from the database are escaped
+ * report.h - the lock tables as `check` prints them and `/locks` serves
+ * them. Pure functions of a struct status (the caller holds status->mu
+ * when another thread may publish). Strings from the database are escaped
  * (text) or cleaned to valid UTF-8 (JSON) here.
  */
 #ifndef LOCK_ARBITER_REPORT_H
 #define LOCK_ARBITER_REPORT_H
 
-#include "arbiter.h"
+#include "status.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 
 /* A JSON array, one object per lock table; NULL on allocation failure. */
-cJSON *report_locks_json(const struct arbiter *a);
+cJSON *report_locks_json(const struct status *st);
+
+/* check --json and /locks: databases, locks, Kubernetes; 0 or -ENOMEM. */
+int report_json(const struct status *st, FILE *out);
 
 /* The human form of check. */
-void report_text(const struct arbiter *a, FILE *out);
-
-/* check --json: the array of report_locks_json plus the databases. 0 or -ENOMEM. */
-int report_json(const struct arbiter *a, FILE *out);
+void report_text(const struct status *st, FILE *out);
 
 #endif

@@ -124,3 +124,41 @@ char *text_utf8_clean(const char *s)
 	out[o] = '\0';
 	return out;
 }
+
+void text_html(const char *s, FILE *out)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (s == NULL)
+		return;
+	while (*p != '\0') {
+		size_t seq = text_utf8_seq(p);
+
+		switch (*p) {
+		case '&':
+			fputs("&amp;", out);
+			break;
+		case '<':
+			fputs("&lt;", out);
+			break;
+		case '>':
+			fputs("&gt;", out);
+			break;
+		case '"':
+			fputs("&quot;", out);
+			break;
+		case '\'':
+			fputs("&#39;", out);
+			break;
+		default:
+			if (*p < 0x20 || *p == 0x7f || seq == 0) {
+				fprintf(out, "\\x%02x", *p);
+			} else {
+				fwrite(p, 1, seq, out);
+				p += seq;
+				continue;
+			}
+		}
+		p++;
+	}
+}

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /*
  * Writes s into buf as a double-quoted string: \" \\ \n \r \t, other control
@@ -30,6 +31,12 @@ bool text_is_bare(const char *s);
  * allocation failure or when s is NULL.
  */
 char *text_utf8_clean(const char *s);
+
+/*
+ * Writes s as HTML text: & < > " ' as entities, control characters and
+ * bytes that are not UTF-8 as a visible \xNN. NULL writes nothing.
+ */
+void text_html(const char *s, FILE *out);
 
 /* Length of the valid UTF-8 sequence at s (1 to 4), or 0 when invalid. */
 size_t text_utf8_seq(const unsigned char *s);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+_Static_assert(VERDICT_RULE_COUNT <= EPISODE_MAX_RULES, "episode_releases.by_rule too small");
+
 static const char *const rule_codes[VERDICT_RULE_COUNT] = {
 	[VERDICT_O1_POD_DELETED] = "O1_pod_deleted",
 	[VERDICT_O2_POD_REPLACED] = "O2_pod_replaced",
@@ -97,24 +99,44 @@ static bool holder_container_rule(const struct k8s_pod *p, const struct k8s_cont
 	if (c == NULL || !has_run(c))
 		return false;
 	if (c->state == K8S_CSTATE_RUNNING) {
-		if (c->started_at > limit)
+		if (c->started_at > limit) {
+			v->died_at_us = c->last_finished_at ? c->last_finished_at : c->started_at;
 			set(v, VERDICT_ORPHANED, VERDICT_O4_CONTAINER_RESTARTED,
 			    "container %s of %s/%s restarted at %s, after the grant (%s); %d restart%s",
 			    c->name, p->ns, p->name, hms(c->started_at, t1, sizeof(t1)),
 			    hms(grant_before, t2, sizeof(t2)), c->restart_count,
 			    c->restart_count == 1 ? "" : "s");
-		else
+		} else {
 			set(v, VERDICT_HELD, VERDICT_HELD_CONTAINER_RUNNING,
 			    "container %s of %s/%s running since %s, before the grant (%s)", c->name,
 			    p->ns, p->name, hms(c->started_at, t1, sizeof(t1)),
 			    hms(grant_before, t2, sizeof(t2)));
+		}
 		return true;
 	}
+	v->died_at_us = c->finished_at ? c->finished_at : c->last_finished_at;
 	set(v, VERDICT_ORPHANED, VERDICT_O4_CONTAINER_NOT_RUNNING,
 	    "container %s of %s/%s is not running (%s%s%s) and has run before; %d restart%s",
 	    c->name, p->ns, p->name, c->state == K8S_CSTATE_WAITING ? "waiting" : "terminated",
 	    c->reason[0] ? ": " : "", c->reason, c->restart_count, c->restart_count == 1 ? "" : "s");
 	return true;
+}
+
+/* The latest termination the pod records (the arbiter's own container aside). */
+static int64_t last_finish(const struct k8s_pod *p, const struct verdict_settings *s)
+{
+	int64_t t = 0;
+
+	for (size_t i = 0; i < p->n_containers; i++) {
+		const struct k8s_container *c = &p->containers[i];
+		if (is_own(s, p, c))
+			continue;
+		if (c->finished_at > t)
+			t = c->finished_at;
+		if (c->last_finished_at > t)
+			t = c->last_finished_at;
+	}
+	return t;
 }
 
 /*
@@ -139,6 +161,7 @@ static void any_container_rule(const struct k8s_pod *p, const struct verdict_set
 		    hms(c->started_at, t1, sizeof(t1)), hms(grant_before, t2, sizeof(t2)));
 		return;
 	}
+	v->died_at_us = last_finish(p, s);
 	set(v, VERDICT_ORPHANED, VERDICT_O4_NO_LIVE_CONTAINER,
 	    "no container of %s/%s has run since before the grant (%s)", p->ns, p->name,
 	    hms(grant_before, t2, sizeof(t2)));
@@ -155,12 +178,14 @@ static void decide_pod(const struct episode *e, const struct verdict_lookup *l,
 
 	/* O2: another pod under the same name. */
 	if (e->holder_uid[0] != '\0' && strcmp(e->holder_uid, p->uid) != 0) {
+		v->died_at_us = p->created;
 		set(v, VERDICT_ORPHANED, VERDICT_O2_POD_REPLACED,
 		    "pod %s/%s was replaced: uid %.8s seen during the lock, now %.8s", p->ns,
 		    p->name, e->holder_uid, p->uid);
 		return;
 	}
 	if (p->created > limit) {
+		v->died_at_us = p->created;
 		set(v, VERDICT_ORPHANED, VERDICT_O2_POD_CREATED_AFTER_GRANT,
 		    "pod %s/%s was created at %s, after the grant (%s)", p->ns, p->name,
 		    hms(p->created, t1, sizeof(t1)), hms(grant_before, t2, sizeof(t2)));
@@ -175,6 +200,7 @@ static void decide_pod(const struct episode *e, const struct verdict_lookup *l,
 		return;
 	}
 	if (strcmp(p->phase, "Succeeded") == 0 || strcmp(p->phase, "Failed") == 0) {
+		v->died_at_us = last_finish(p, s);
 		set(v, VERDICT_ORPHANED, VERDICT_O3_POD_FINISHED, "pod %s/%s finished (phase %s)",
 		    p->ns, p->name, p->phase);
 		return;
@@ -228,6 +254,7 @@ void verdict_decide(const struct episode *e, const struct verdict_lookup *l,
 		 * existed may just not be a pod name at all.
 		 */
 		if (h->kind == HOLDER_POD || e->holder_seen_alive) {
+			v->died_at_us = e->holder_deleting_us;
 			set(v, VERDICT_ORPHANED, VERDICT_O1_POD_DELETED,
 			    "pod %s/%s is gone (404 NotFound)%s", l->ns, l->name,
 			    h->kind == HOLDER_POD ? "" : " after it was seen alive during the lock");
@@ -261,6 +288,8 @@ void verdict_learn(struct episode *e, const struct verdict_lookup *l)
 	}
 	if (strcmp(p->phase, "Succeeded") != 0 && strcmp(p->phase, "Failed") != 0)
 		e->holder_seen_alive = true;
+	if (p->deleting != 0 && strcmp(p->uid, e->holder_uid) == 0)
+		e->holder_deleting_us = p->deleting;
 }
 
 enum verdict_action verdict_act(const struct verdict *v, const struct verdict_gate *g)

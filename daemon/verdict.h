@@ -68,6 +68,12 @@ struct verdict {
 	enum verdict_state state;
 	enum verdict_rule rule;
 	char text[384]; /* one line for people: "held: container app running since ..." */
+	/*
+	 * ORPHANED: when the API records the holder's death (a termination,
+	 * a replacement's creation, a deletion timestamp), Unix-epoch
+	 * microseconds; 0 when it records none.
+	 */
+	int64_t died_at_us;
 };
 
 /* Decides; always fills *out. */

@@ -13,7 +13,8 @@ packages=(
 	meson ninja-build gcc pkg-config
 	libpq-dev libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libcmocka-dev
 	postgresql python3 python3-pytest python3-kubernetes openssl ca-certificates
-	curl valgrind iproute2 prometheus util-linux
+	curl valgrind iproute2 prometheus util-linux chromium fonts-dejavu-core
+	python3-yaml
 )
 
 missing=()

@@ -6,9 +6,15 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "k8s_sim"))
 
 from pgserver import PgServer  # noqa: E402
+from simctl import Sim  # noqa: E402
+
+# The namespace the simulated holder pods live in.
+SIM_NS = "shop"
 
 _counter = itertools.count()
 
@@ -25,3 +31,11 @@ def db(pg):
     name = "t%d" % next(_counter)
     pg.create_database(name)
     return name
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """The simulated Kubernetes API, one per test module, with SIM_NS."""
+    with Sim(tmp_path_factory.mktemp("sim")) as s:
+        s.create_namespace(SIM_NS)
+        yield s

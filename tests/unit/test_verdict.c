@@ -382,6 +382,50 @@ static void learn_records_first_pod_and_alive(void **state)
 	assert_string_equal(e.holder_uid, "");
 }
 
+/* orphan_release_delay_seconds starts at the death the API records. */
+static void died_at_is_the_recorded_death(void **state)
+{
+	struct episode e;
+	struct k8s_container c = {.name = "app", .state = K8S_CSTATE_RUNNING,
+				  .started_at = AT(30), .restart_count = 1,
+				  .last_terminated = true, .last_finished_at = AT(29)};
+	struct k8s_pod pod = {.ns = "shop", .name = "web-0", .uid = "uid-1",
+			      .phase = "Running", .created = AT(-600), .containers = &c,
+			      .n_containers = 1};
+	struct k8s_result res = {.outcome = K8S_POD};
+	struct verdict_lookup l = {.outcome = K8S_POD, .pod = &pod, .res = &res,
+				   .taken_us = AT(40)};
+	struct verdict_settings s = {.clock_skew_us = 5 * S, .min_lock_age_us = 10 * S,
+				     .holder_container = "app"};
+	struct verdict v;
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	e.first_seen_us = T0;
+	holder_parse("shop:web-0", &e.holder);
+	verdict_decide(&e, &l, &s, 0, &v);
+	assert_int_equal(v.rule, VERDICT_O4_CONTAINER_RESTARTED);
+	assert_int_equal(v.died_at_us, AT(29));
+	/* O2: the replacement's creation. */
+	snprintf(e.holder_uid, sizeof(e.holder_uid), "uid-0");
+	verdict_decide(&e, &l, &s, 0, &v);
+	assert_int_equal(v.rule, VERDICT_O2_POD_REPLACED);
+	assert_int_equal(v.died_at_us, AT(-600));
+	/* O1 after a deletion timestamp was seen. */
+	e.holder_deleting_us = AT(35);
+	l.outcome = K8S_GONE;
+	verdict_decide(&e, &l, &s, 0, &v);
+	assert_int_equal(v.rule, VERDICT_O1_POD_DELETED);
+	assert_int_equal(v.died_at_us, AT(35));
+	/* Held: no death. */
+	e.holder_uid[0] = '\0';
+	c.started_at = AT(-60);
+	l.outcome = K8S_POD;
+	verdict_decide(&e, &l, &s, 0, &v);
+	assert_int_equal(v.state, VERDICT_HELD);
+	assert_int_equal(v.died_at_us, 0);
+}
+
 /* The gate: only the leader releases, only in the right cluster, never in --dry-run. */
 static void act_gates_release(void **state)
 {
@@ -415,12 +459,13 @@ static void act_gates_release(void **state)
 int main(void)
 {
 	enum { N = sizeof(rows) / sizeof(rows[0]) };
-	struct CMUnitTest tests[N + 3];
+	struct CMUnitTest tests[N + 4];
 
 	for (size_t i = 0; i < N; i++)
 		tests[i] = (struct CMUnitTest){rows[i].rule, row_test, NULL, NULL, (void *)&rows[i]};
 	tests[N] = (struct CMUnitTest)cmocka_unit_test(every_rule_has_a_row);
 	tests[N + 1] = (struct CMUnitTest)cmocka_unit_test(learn_records_first_pod_and_alive);
 	tests[N + 2] = (struct CMUnitTest)cmocka_unit_test(act_gates_release);
-	return _cmocka_run_group_tests("verdict", tests, N + 3, NULL, NULL);
+	tests[N + 3] = (struct CMUnitTest)cmocka_unit_test(died_at_is_the_recorded_death);
+	return _cmocka_run_group_tests("verdict", tests, N + 4, NULL, NULL);
 }

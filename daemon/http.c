@@ -1,0 +1,213 @@
+#include "http.h"
+
+#include "metrics.h"
+#include "page.h"
+#include "report.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define HTTP_CONNECTION_LIMIT 64
+#define HTTP_CONNECTION_TIMEOUT_S 10
+#define HTTP_MEMORY_LIMIT (32 * 1024) /* per connection: caps headers and bodies */
+
+struct http_server {
+	struct MHD_Daemon *d;
+	struct status *st;
+	unsigned port;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type,
+			     const char *body, size_t len)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned code, const char *text)
+{
+	return reply(c, code, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+enum page_kind { PAGE_METRICS, PAGE_LOCKS, PAGE_HTML, PAGE_READY };
+
+/* Renders under the status mutex into a memory stream, then replies. */
+static enum MHD_Result render(struct http_server *h, struct MHD_Connection *c, enum page_kind k)
+{
+	struct metrics_process proc;
+	char *buf = NULL, why[512];
+	size_t len = 0;
+	unsigned code = MHD_HTTP_OK;
+	const char *type = "text/plain; charset=utf-8";
+	FILE *out;
+	enum MHD_Result ret;
+
+	/* /proc is read outside the lock: it is the slow part. */
+	if (k == PAGE_METRICS)
+		metrics_process_read(&proc);
+	out = open_memstream(&buf, &len);
+	if (out == NULL)
+		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+	pthread_mutex_lock(&h->st->mu);
+	switch (k) {
+	case PAGE_METRICS:
+		metrics_render(h->st, &proc, out);
+		type = METRICS_CONTENT_TYPE;
+		break;
+	case PAGE_LOCKS:
+		if (report_json(h->st, out) < 0)
+			code = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		type = "application/json";
+		break;
+	case PAGE_HTML:
+		page_render(h->st, timeutil_wall_us(), out);
+		type = "text/html; charset=utf-8";
+		break;
+	case PAGE_READY:
+		if (!status_ready(h->st, why, sizeof(why)))
+			code = MHD_HTTP_SERVICE_UNAVAILABLE;
+		fprintf(out, "%s\n", why);
+		break;
+	}
+	pthread_mutex_unlock(&h->st->mu);
+	if (fclose(out) != 0 || buf == NULL) {
+		free(buf);
+		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+	}
+	ret = reply(c, code, type, buf, len);
+	free(buf);
+	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **req)
+{
+	struct http_server *h = cls;
+
+	(void)version;
+	(void)upload;
+	/* Requests with a body: discard it; the answer is 405 anyway. */
+	if (*req == NULL) {
+		*req = h;
+		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+			return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+	}
+	if (*upload_size != 0) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (strcmp(url, "/healthz") == 0) {
+		if (status_healthy(h->st, timeutil_mono_us()))
+			return reply_text(c, MHD_HTTP_OK, "ok\n");
+		return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+				  "main loop has not completed a cycle in time\n");
+	}
+	if (strcmp(url, "/readyz") == 0)
+		return render(h, c, PAGE_READY);
+	if (strcmp(url, "/metrics") == 0)
+		return render(h, c, PAGE_METRICS);
+	if (strcmp(url, "/locks") == 0)
+		return render(h, c, PAGE_LOCKS);
+	if (strcmp(url, "/") == 0)
+		return render(h, c, PAGE_HTML);
+	return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+/* "host:port" or "[v6]:port" into an address. */
+static int resolve(const char *listen, struct addrinfo **res, char *err, size_t cap)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	size_t hn;
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	int rc;
+
+	if (colon == NULL) {
+		snprintf(err, cap, "--listen %s: no port", listen);
+		return -EINVAL;
+	}
+	hn = (size_t)(colon - listen);
+	if (hn >= 2 && listen[0] == '[' && listen[hn - 1] == ']') {
+		listen++;
+		hn -= 2;
+	}
+	if (hn >= sizeof(host)) {
+		snprintf(err, cap, "--listen: host too long");
+		return -EINVAL;
+	}
+	memcpy(host, listen, hn);
+	host[hn] = '\0';
+	rc = getaddrinfo(hn > 0 ? host : NULL, colon + 1, &hints, res);
+	if (rc != 0) {
+		snprintf(err, cap, "--listen %s: %s", host, gai_strerror(rc));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct http_server *http_start(const char *listen, struct status *st, char *err, size_t cap)
+{
+	struct http_server *h = calloc(1, sizeof(*h));
+	struct addrinfo *ai = NULL;
+	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD;
+
+	if (h == NULL) {
+		snprintf(err, cap, "out of memory");
+		return NULL;
+	}
+	if (resolve(listen, &ai, err, cap) < 0) {
+		free(h);
+		return NULL;
+	}
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	h->st = st;
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
+				ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)HTTP_CONNECTION_TIMEOUT_S,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT,
+				MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (h->d == NULL) {
+		snprintf(err, cap, "cannot listen on %s (in use, or not an address of this host)",
+			 listen);
+		free(h);
+		return NULL;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	h->port = info != NULL ? info->port : 0;
+	return h;
+}
+
+unsigned http_port(const struct http_server *h)
+{
+	return h->port;
+}
+
+void http_stop(struct http_server *h)
+{
+	if (h == NULL)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h);
+}

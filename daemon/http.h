@@ -1,0 +1,28 @@
+/*
+ * http.h - health, readiness, metrics and the status page over HTTP.
+ *
+ * libmicrohttpd on its own thread: GET and HEAD only (405 otherwise), 404
+ * for unknown paths, a connection limit and timeout. The handler reads the
+ * published struct status under its mutex and never touches the arbiter,
+ * so the main loop and the server never wait on each other beyond a copy.
+ */
+#ifndef LOCK_ARBITER_HTTP_H
+#define LOCK_ARBITER_HTTP_H
+
+#include "status.h"
+
+#include <stddef.h>
+
+struct http_server;
+
+/*
+ * Listens on "host:port" ("[::]:9479" for IPv6; port 0 picks a free one).
+ * NULL with err filled on failure.
+ */
+struct http_server *http_start(const char *listen, struct status *st, char *err, size_t cap);
+/* The port actually bound. */
+unsigned http_port(const struct http_server *h);
+/* Stops the thread and frees; accepts NULL. */
+void http_stop(struct http_server *h);
+
+#endif

@@ -1,0 +1,328 @@
+"""The HTTP side of the daemon: /healthz, /readyz, /metrics, /locks and /,
+checked with real clients: urllib, promtool, a real Prometheus server and a
+headless Chromium. PostgreSQL is real; the Kubernetes API is the simulator."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from arbiter_proc import DEAD_API, Arbiter  # noqa: E402
+from conftest import SIM_NS as NS  # noqa: E402
+from simctl import SimError  # noqa: E402
+
+HOSTILE = 'evil"quote\\back\n<script>alert(1)</script> (10.0.0.1)'
+
+
+
+def http(port, path, method="GET", host="127.0.0.1", timeout=10):
+    """(status, headers, body) of one request."""
+    req = urllib.request.Request("http://%s:%s%s" % (host, port, path), method=method,
+                                 data=b"x=1" if method in ("POST", "PUT") else None)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def start(pg, db, *extra, api=DEAD_API, sim=None, env=None, name="arbiter"):
+    args = ["run", "--database", pg.dsn(db), "--poll-interval", "100ms",
+            "--listen", "127.0.0.1:0", "--clock-skew", "1s", "--min-lock-age", "1s"]
+    if sim is not None:
+        args += ["--kube-api", sim.url, "--kube-token-file", sim.token_file,
+                 "--kube-ca-file", sim.ca, "--holder-namespace", NS]
+    else:
+        args += ["--kube-api", api]
+    a = Arbiter(args + list(extra), env=env, name=name).start()
+    a.port = a.wait_for("http listening")["port"]
+    a.wait_for("database up")
+    time.sleep(0.3)  # a few published cycles
+    return a
+
+
+def wait_status(port, path, want, timeout=30, host="127.0.0.1"):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = http(port, path, host=host)
+        if got[0] == want:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("%s stayed %s (wanted %s): %s" % (path, got[0], want, got[2]))
+        time.sleep(0.2)
+
+
+def test_endpoints_methods_and_content_types(pg, db):
+    pg.create_lock_table(db)
+    pg.create_lock_table(db, "tenant_a")
+    pg.lock(db, "tenant_a", lockedby=HOSTILE)
+    a = start(pg, db)
+    try:
+        code, h, body = http(a.port, "/healthz")
+        assert (code, body) == (200, "ok\n")
+        code, h, body = http(a.port, "/readyz")
+        assert (code, body) == (200, "ok\n")
+        code, h, body = http(a.port, "/metrics")
+        assert code == 200
+        assert h["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        assert "# TYPE lock_arbiter_lock_held gauge" in body
+        assert ('lock_arbiter_lock_held{database="127.0.0.1:%d/%s",schema="tenant_a",'
+                'table="databasechangeloglock"} 1' % (pg.port, db)) in body
+        assert 'locked_by="evil\\"quote\\\\back\\n<script>alert(1)</script> (10.0.0.1)"' in body
+        code, h, body = http(a.port, "/locks")
+        assert code == 200 and h["Content-Type"] == "application/json"
+        doc = json.loads(body)
+        held = [x for x in doc["locks"] if x["state"] == "held"]
+        assert held[0]["locked_by"] == HOSTILE and held[0]["verdict"] == "unresolved"
+        code, h, body = http(a.port, "/")
+        assert code == 200 and h["Content-Type"] == "text/html; charset=utf-8"
+        assert "<script>" not in body
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+        assert '<meta http-equiv="refresh"' in body
+        for path in ("/healthz", "/readyz", "/metrics", "/locks", "/"):
+            code, h, body = http(a.port, path, method="HEAD")
+            assert code == 200 and body == "", path
+        for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            code, h, body = http(a.port, "/healthz", method=method)
+            assert code == 405, method
+            assert h["Allow"] == "GET, HEAD"
+        for path in ("/nope", "/metrics/", "/healthz/x", "/../etc/passwd", "/locks?x=1"):
+            code, _, _ = http(a.port, path)
+            assert code == (200 if path == "/locks?x=1" else 404), path
+        assert a.stop() == 0
+    finally:
+        a.stop()
+
+
+def test_promtool_checks_a_live_scrape(pg, db):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby=HOSTILE)
+    a = start(pg, db)
+    try:
+        _, _, body = http(a.port, "/metrics")
+        out = subprocess.run([promtool, "check", "metrics"], input=body, text=True,
+                             capture_output=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+        for name in ("build_info", "database_up", "kubernetes_up", "leader", "lock_held",
+                     "lock_held_seconds", "lock_verdict", "locks_released_total",
+                     "release_conflicts_total", "poll_duration_seconds",
+                     "kubernetes_requests_total", "kubernetes_request_duration_seconds",
+                     "orphan_release_delay_seconds"):
+            assert "# TYPE lock_arbiter_%s " % name in body, name
+        for name in ("process_resident_memory_bytes", "process_cpu_seconds_total",
+                     "process_start_time_seconds", "process_open_fds", "process_max_fds"):
+            assert "# TYPE %s " % name in body, name
+    finally:
+        a.stop()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_prometheus_scrapes_lock_held(pg, db, tmp_path):
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        pytest.skip("prometheus not installed (Debian package prometheus)")
+    pg.create_lock_table(db)
+    pg.create_lock_table(db, "tenant_a")
+    pg.lock(db, "tenant_a", lockedby="web-0 (10.0.0.1)")
+    a = start(pg, db)
+    web = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: lock-arbiter\n"
+        "    static_configs: [{targets: ['127.0.0.1:%s']}]\n" % a.port)
+    prom = subprocess.Popen(
+        [prometheus, "--config.file", str(tmp_path / "prometheus.yml"),
+         "--storage.tsdb.path", str(tmp_path / "data"),
+         "--web.listen-address", "127.0.0.1:%d" % web],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        query = urllib.parse.quote('lock_arbiter_lock_held{schema="tenant_a"}')
+        deadline = time.monotonic() + 60
+        result = []
+        while time.monotonic() < deadline:
+            try:
+                _, _, body = http(web, "/api/v1/query?query=" + query)
+                result = json.loads(body)["data"]["result"]
+            except (OSError, ValueError, KeyError):
+                result = []
+            if result:
+                break
+            time.sleep(0.5)
+        assert result, "Prometheus never returned lock_held"
+        assert result[0]["value"][1] == "1"
+        assert result[0]["metric"]["job"] == "lock-arbiter"
+        assert result[0]["metric"]["database"] == "127.0.0.1:%d/%s" % (pg.port, db)
+        _, _, body = http(web, "/api/v1/targets")
+        target = json.loads(body)["data"]["activeTargets"][0]
+        assert target["health"] == "up", target
+    finally:
+        prom.terminate()
+        prom.wait(10)
+        a.stop()
+
+
+def test_readyz_fails_while_the_database_is_down(pg, db):
+    pg.create_lock_table(db)
+    a = start(pg, db)
+    try:
+        wait_status(a.port, "/readyz", 200)
+        pg.stop()
+        code, _, body = wait_status(a.port, "/readyz", 503)
+        assert body.startswith("database 127.0.0.1:%d/%s is not connected" % (pg.port, db))
+        assert body.count("\n") == 1
+        # Health does not depend on the database.
+        assert http(a.port, "/healthz")[0] == 200
+        _, _, metrics = http(a.port, "/metrics")
+        assert 'lock_arbiter_database_up{database="127.0.0.1:%d/%s"} 0' % (pg.port, db) in metrics
+        pg.start()
+        wait_status(a.port, "/readyz", 200, timeout=30)
+    finally:
+        if not pg.running():
+            pg.start()
+        a.stop()
+
+
+def test_readyz_fails_when_the_api_does_not_know_our_pod(pg, db, sim):
+    pg.create_lock_table(db)
+    env = {"POD_NAME": "lock-arbiter-x", "POD_NAMESPACE": NS}
+    a = start(pg, db, sim=sim, env=env)
+    try:
+        code, _, body = wait_status(a.port, "/readyz", 503)
+        assert body.startswith("cluster identity not confirmed: the API does not know")
+        _, _, metrics = http(a.port, "/metrics")
+        assert "lock_arbiter_cluster_identity_ok 0" in metrics
+    finally:
+        a.stop()
+
+
+def test_healthz_fails_when_the_loop_stalls(pg, db, sim):
+    """Every pod lookup hangs until its 5 s timeout; a holder with three
+    candidate names takes 15 s a cycle, past the 10 s health limit."""
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby="web-0.web.shop.svc.cluster.local (10.0.0.9)")
+    sim.clear_faults()
+    a = start(pg, db, sim=sim)
+    try:
+        sim.add_fault("hang", path="/pods/")
+        code, _, body = wait_status(a.port, "/healthz", 503, timeout=40)
+        assert body == "main loop has not completed a cycle in time\n"
+        # The server itself answers at once while the loop is stuck.
+        t0 = time.monotonic()
+        assert http(a.port, "/metrics")[0] == 200
+        assert time.monotonic() - t0 < 1.0
+        sim.clear_faults()
+        sim.release_hangs()
+        wait_status(a.port, "/healthz", 200, timeout=30)
+    finally:
+        sim.clear_faults()
+        sim.release_hangs()
+        a.stop()
+
+
+def test_ipv6_listen(pg, db):
+    pg.create_lock_table(db)
+    a = Arbiter(["run", "--database", pg.dsn(db), "--kube-api", DEAD_API,
+                 "--listen", "[::1]:0", "--poll-interval", "100ms"]).start()
+    try:
+        port = a.wait_for("http listening")["port"]
+        wait_status(port, "/healthz", 200, host="[::1]")
+    finally:
+        a.stop()
+
+
+def test_events_off_and_failed_posts(pg, db, sim):
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby="%s:gone-1" % NS)
+    sim.clear_events()
+    a = start(pg, db, "--no-events", sim=sim)
+    try:
+        a.wait_for("lock released")
+    finally:
+        a.stop()
+    assert sim.events(NS) == []
+
+    # A failing Event API: the release happens at once all the same, the
+    # failure is logged and counted, and the post is not retried.
+    pg.lock(db, lockedby="%s:gone-2" % NS)
+    sim.add_fault("status", code=500, path="/events")
+    sim.clear_requests()
+    a = start(pg, db, sim=sim)
+    try:
+        rec = a.wait_for("lock released")
+        a.wait_for("event not posted", code="500")
+        assert not pg.read_lock(db)[0]
+        time.sleep(0.5)
+        posts = [r for r in sim.requests() if r["method"] == "POST"]
+        assert len(posts) == 1, posts
+        _, _, metrics = http(a.port, "/metrics")
+        assert 'lock_arbiter_events_total{result="failed"} 1' in metrics
+        assert ('lock_arbiter_locks_released_total{database="127.0.0.1:%d/%s",schema="public",'
+                'table="databasechangeloglock",reason="O1_pod_deleted"} 1' % (pg.port, db)) in metrics
+        assert rec["rule"] == "O1_pod_deleted"
+    finally:
+        sim.clear_faults()
+        a.stop()
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def test_status_page_in_a_real_browser(pg, db, sim, tmp_path):
+    browser = chromium()
+    if browser is None:
+        pytest.skip("chromium not installed (Debian package chromium)")
+    pg.create_lock_table(db)
+    pg.create_lock_table(db, "tenant_a")
+    sim.create_pod("web-7", NS, containers=["app"])
+    pg.lock(db, "tenant_a", lockedby="%s:web-7" % NS)
+    pg.lock(db, lockedby=HOSTILE)
+    a = start(pg, db, sim=sim)
+    try:
+        a.wait_for("verdict", verdict="held", reason="held_other_container_running")
+        url = "http://127.0.0.1:%s/" % a.port
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--user-data-dir=%s" % (tmp_path / "profile"), "--window-size=1400,900"]
+        dom = subprocess.run([browser] + flags + ["--dump-dom", url], capture_output=True,
+                             text=True, timeout=60)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        html = dom.stdout
+        # The browser parsed one table row per lock table, with what matters in it.
+        assert html.count("<tr>") >= 4
+        assert "tenant_a.databasechangeloglock" in html
+        assert "shop:web-7" in html
+        assert "held: init container" in html or "held: container app of shop/web-7" in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        assert "<script>alert(1)</script>" not in html
+        shot = tmp_path / "status.png"
+        out = subprocess.run([browser] + flags + ["--screenshot=%s" % shot, url],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and shot.exists(), out.stderr[-2000:]
+        data = shot.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
+        keep = os.environ.get("LOCK_ARBITER_SCREENSHOT")
+        if keep:
+            shutil.copy(shot, keep)
+    finally:
+        a.stop()
