@@ -404,6 +404,36 @@ static void log_action(const struct arbiter_db *d, const struct episode_table *t
 		 by, "rule", verdict_rule_code(v->rule), "evidence", v->text, NULL);
 }
 
+/*
+ * A HOST holder that names no pod: which pod has its address, if any. Only
+ * a hint for people (DESIGN.md: the address confirms, it never names), asked
+ * once per episode.
+ */
+static void address_hint(struct arbiter *a, struct episode *e)
+{
+	struct episode_judgement *j = &e->judgement;
+	const struct cfg_list *ns = &a->cfg->holder_namespaces;
+
+	if (j->addr_listed || a->k8s == NULL || e->holder.kind != HOLDER_HOST)
+		return;
+	j->addr_listed = true;
+	for (size_t i = 0; i < ns->n && j->addr_hint[0] == '\0'; i++) {
+		struct k8s_pod *pods = NULL;
+		struct k8s_result res;
+		size_t n = 0;
+
+		a->stats.k8s_requests_last_cycle++;
+		if (k8s_list_pods_by_ip(a->k8s, ns->items[i], e->holder.addr, &pods, &n, &res) !=
+		    K8S_POD)
+			continue;
+		if (n > 0)
+			snprintf(j->addr_hint, sizeof(j->addr_hint),
+				 "; address %s belongs to pod %s/%s, which the host name does not name",
+				 e->holder.addr, pods[0].ns, pods[0].name);
+		k8s_pods_free(pods, n);
+	}
+}
+
 /* Looks the holder up, decides, and acts on one held lock. */
 static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t taken_db_us,
 		  int64_t mono)
@@ -438,6 +468,10 @@ static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t tak
 	a->stats.k8s_requests_last_cycle += requests;
 	verdict_decide(e, &l, &vs, mono, &v);
 	verdict_learn(e, &l);
+	if (v.rule == VERDICT_UNRESOLVED_NOT_FOUND) {
+		address_hint(a, e);
+		strncat(v.text, j->addr_hint, sizeof(v.text) - strlen(v.text) - 1);
+	}
 	act = c->mode == CFG_MODE_CHECK ? VERDICT_KEEP : verdict_act(&v, &gate);
 	if (v.rule == VERDICT_HELD_TOO_YOUNG)
 		a->any_too_young = true;

@@ -95,6 +95,20 @@ def test_unresolved_host_never_seen_is_kept(pg, db, sim):
         assert_kept(pg, db, a)
 
 
+def test_unresolved_host_gets_an_address_hint_and_stays_kept(pg, db, sim):
+    """A pod whose host name is not its name (spec.hostname): the address
+    finds it for people to read, but never names the holder."""
+    pg.create_lock_table(db)
+    pod(sim, "web-5d8f-abcde", ip="10.244.3.33")
+    pg.lock(db, lockedby="web (10.244.3.33)")
+    with arbiter(pg, db, sim) as a:
+        rec = a.wait_for("verdict", verdict="unresolved", reason="unresolved_not_found")
+        assert "address 10.244.3.33 belongs to pod shop/web-5d8f-abcde" in rec["explanation"]
+        assert_kept(pg, db, a)
+    lists = [r for r in sim.requests() if "fieldSelector" in r["path"]]
+    assert len(lists) == 1, lists  # once per episode, not per cycle
+
+
 # -- O2 -------------------------------------------------------------------------
 
 def test_o2_statefulset_pod_recreated_under_the_same_name(pg, db, sim):
