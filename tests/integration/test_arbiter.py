@@ -390,3 +390,59 @@ def test_token_rotation_is_followed(pg, db, sim):
         assert any(r["status"] == 401 for r in log), log
     text = a.log_text()
     assert sim.token not in text and "sim-token" not in text
+
+
+# -- LOCKGRANTED and --lockgranted-timezone --------------------------------------
+
+def metrics_of(a):
+    import urllib.request
+    port = a.wait_for("http listening")["port"]
+    with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=5) as r:
+        return r.read().decode()
+
+
+def test_contradicted_timezone_is_logged_counted_and_dropped(pg, db, sim):
+    """--lockgranted-timezone UTC, but the JVM wrote New York time (5 h behind):
+    a fresh episode shows the contradiction; LOCKGRANTED is no longer trusted."""
+    pg.create_lock_table(db)
+    pod(sim, "orders-11")
+    with arbiter(pg, db, sim, "--lockgranted-timezone", "UTC") as a:
+        a.wait_for("lock table found")
+        time.sleep(0.3)  # a poll that saw the row free: the next episode is fresh
+        ny = pg.sql("SELECT to_char(now() AT TIME ZONE 'America/New_York', "
+                    "'YYYY-MM-DD HH24:MI:SS.US')").strip()
+        pg.lock(db, lockedby="%s:orders-11" % NS, lockgranted=ny)
+        rec = a.wait_for("LOCKGRANTED disagrees with --lockgranted-timezone: no longer trusted")
+        assert rec["lockgranted"] == ny
+        a.wait_for("verdict", verdict="held")
+        m = metrics_of(a)
+        assert ('lock_arbiter_lockgranted_timezone_mismatches_total{database="127.0.0.1:%d/%s"} 1'
+                % (pg.port, db)) in m
+        time.sleep(0.5)
+        assert a.count("LOCKGRANTED disagrees with --lockgranted-timezone: no longer trusted") == 1
+        assert_kept(pg, db, a, seconds=0.5)
+
+
+def test_right_timezone_is_trusted(pg, db, sim):
+    pg.create_lock_table(db)
+    pod(sim, "orders-12")
+    pg.lock(db, lockedby="%s:orders-12" % NS, lockgranted=pg.sql(
+        "SELECT to_char(now() AT TIME ZONE 'UTC' - interval '90 seconds', "
+        "'YYYY-MM-DD HH24:MI:SS.US')").strip())
+    from arbiter_proc import run
+    out = run(["check", "--json", "--database", pg.dsn(db), "--min-lock-age", "0",
+               "--lockgranted-timezone", "UTC", "--kube-api", sim.url,
+               "--kube-token-file", sim.token_file, "--kube-ca-file", sim.ca,
+               "--holder-namespace", NS])
+    import json
+    lock = json.loads(out.stdout)["locks"][0]
+    assert lock["lock_granted_zone"] == "UTC"
+    assert lock["held_for_is_lower_bound"] is False
+    assert 89 <= lock["held_for_seconds"] < 120
+
+
+def test_unknown_timezone_is_not_trusted(pg, db, sim):
+    pg.create_lock_table(db)
+    with arbiter(pg, db, sim, "--lockgranted-timezone", "Mars/Olympus") as a:
+        a.wait_for("unknown time zone: LOCKGRANTED will not be trusted")
+        assert a.proc.poll() is None
