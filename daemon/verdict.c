@@ -265,11 +265,19 @@ void verdict_decide(const struct episode *e, const struct verdict_lookup *l,
 		decide_unresolved(e, s, mono_now_us, VERDICT_UNRESOLVED_NOT_FOUND, why, v);
 		return;
 	default:
+		/*
+		 * For 401 and 403 the API's own message names the missing
+		 * permission; other messages vary from cycle to cycle (timings)
+		 * and would make every cycle a new state.
+		 */
+		bool denied = l->res != NULL && (l->res->http_code == 401 || l->res->http_code == 403) &&
+			      l->res->message[0] != '\0';
 		set(v, VERDICT_HELD, VERDICT_HELD_KUBERNETES_UNKNOWN,
-		    "Kubernetes API gave no answer for pod %s/%s (%ld %s)",
+		    "Kubernetes API gave no answer for pod %s/%s (%ld %s)%s%s",
 		    l->ns != NULL ? l->ns : "?", l->name != NULL ? l->name : "?",
 		    l->res != NULL ? l->res->http_code : 0L,
-		    l->res != NULL && l->res->reason[0] ? l->res->reason : "no response");
+		    l->res != NULL && l->res->reason[0] ? l->res->reason : "no response",
+		    denied ? ": " : "", denied ? l->res->message : "");
 		return;
 	}
 }

@@ -49,6 +49,7 @@ struct row {
 	enum k8s_outcome outcome;
 	long code;
 	const char *reason;
+	const char *message;
 	int64_t taken; /* seconds from T0; 0 means the default 20 */
 	/* the pod */
 	const char *ns, *pod, *uid, *phase, *annotation;
@@ -201,8 +202,13 @@ static const struct row rows[] = {
 	 .code = 401, .reason = "Unauthorized", .want = VERDICT_HELD,
 	 .want_rule = VERDICT_HELD_KUBERNETES_UNKNOWN, .want_text = "401 Unauthorized"},
 	{"HELD: UNKNOWN 403", "shop:web-0", .outcome = K8S_UNKNOWN, .code = 403,
-	 .reason = "Forbidden", .want = VERDICT_HELD, .want_rule = VERDICT_HELD_KUBERNETES_UNKNOWN,
-	 .want_text = "403 Forbidden"},
+	 .reason = "Forbidden", .message = "pods \"web-0\" is forbidden: User \"x\" cannot get resource",
+	 .want = VERDICT_HELD, .want_rule = VERDICT_HELD_KUBERNETES_UNKNOWN,
+	 .want_text = "403 Forbidden): pods \"web-0\" is forbidden: User \"x\" cannot get"},
+	{"HELD: UNKNOWN 500 keeps its varying message out", "shop:web-0", .outcome = K8S_UNKNOWN,
+	 .code = 500, .reason = "InternalError", .message = "etcd timeout after 5012 ms",
+	 .want = VERDICT_HELD, .want_rule = VERDICT_HELD_KUBERNETES_UNKNOWN,
+	 .want_text = "(500 InternalError)"},
 	{"HELD: UNKNOWN 429", "shop:web-0", .outcome = K8S_UNKNOWN, .code = 429,
 	 .reason = "TooManyRequests", .want = VERDICT_HELD,
 	 .want_rule = VERDICT_HELD_KUBERNETES_UNKNOWN},
@@ -314,6 +320,7 @@ static void run_row(const struct row *r)
 	holder_parse(r->lockedby, &e.holder);
 	l.skipped = e.holder.kind == HOLDER_UNRESOLVABLE;
 	snprintf(res.reason, sizeof(res.reason), "%s", r->reason ? r->reason : "");
+	snprintf(res.message, sizeof(res.message), "%s", r->message ? r->message : "");
 	if (r->outcome == K8S_POD) {
 		build_pod(r, &pod, cs);
 		l.pod = &pod;
