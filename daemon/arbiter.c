@@ -632,6 +632,10 @@ int arbiter_run(struct arbiter *a)
 
 	snprintf(n, sizeof(n), "%zu", a->n_dbs);
 	log_info("started", "databases", n, NULL);
+	if (a->cfg->lockgranted_timezone != NULL)
+		log_warn("LOCKGRANTED is trusted in the configured zone: a lock found held at start "
+			 "is judged with it unchecked; a wrong zone can release a live lock",
+			 "lockgranted_timezone", a->cfg->lockgranted_timezone, NULL);
 	while (!*a->stop) {
 		arbiter_cycle(a);
 		if (a->status != NULL && status_publish(a->status, a) < 0)

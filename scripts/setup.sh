@@ -16,6 +16,10 @@ packages=(
 	curl valgrind iproute2 prometheus util-linux chromium fonts-dejavu-core
 	python3-yaml
 )
+# The e2e tests run real Liquibase (an npm package, on Java): installed only
+# when missing, as a java or npm from elsewhere (a JDK, NodeSource) serves too.
+command -v java >/dev/null || packages+=(openjdk-17-jre-headless)
+command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do

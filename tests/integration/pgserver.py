@@ -87,7 +87,7 @@ def _world_traversable(path):
         path = parent
 
 
-def _pid_alive(pid):
+def pid_alive(pid):
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -105,8 +105,9 @@ def _postmaster_pid(datadir):
         return None
 
 
-def _watchdog(read_fd, datadir, topdir):
-    """Child process: waits for the harness to go away, then cleans up."""
+def run_watchdog(read_fd, cleanup):
+    """Child process: waits for the harness to go away (EOF on read_fd), then
+    calls cleanup(). Shared with the e2e harness, which cleans up its pods."""
     try:
         os.setsid()  # out of the test's process group, which meson kills
         null = os.open(os.devnull, os.O_RDWR)
@@ -119,16 +120,24 @@ def _watchdog(read_fd, datadir, topdir):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         while os.read(read_fd, 64):
             pass
-        pid = _postmaster_pid(datadir)
-        if pid is not None and _pid_alive(pid):
-            os.kill(pid, signal.SIGQUIT)
-            for _ in range(100):
-                if not _pid_alive(pid):
-                    break
-                time.sleep(0.05)
-        shutil.rmtree(topdir, ignore_errors=True)
+        cleanup()
     finally:
         os._exit(0)
+
+
+def _stop_and_remove(datadir, topdir):
+    pid = _postmaster_pid(datadir)
+    if pid is not None and pid_alive(pid):
+        os.kill(pid, signal.SIGQUIT)
+        for _ in range(100):
+            if not pid_alive(pid):
+                break
+            time.sleep(0.05)
+    shutil.rmtree(topdir, ignore_errors=True)
+
+
+def _watchdog(read_fd, datadir, topdir):
+    run_watchdog(read_fd, lambda: _stop_and_remove(datadir, topdir))
 
 
 class PgServer:

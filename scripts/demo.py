@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""The demo: lock-arbiter against a real PostgreSQL and real Liquibase.
+
+A migration runs in a pod, is killed mid-migration as a failing liveness probe
+kills a container, and leaves Liquibase's lock behind; a second migration is
+already waiting for it. The Kubernetes API is SIMULATED (tests/k8s_sim): it
+reports the holder container restarted, as the kubelet would. lock-arbiter
+sees the container instance that took the lock is gone, releases the lock with
+a compare-and-set, and the waiting migration completes. The status page and
+/metrics stay up until Ctrl-C (--exit ends at once, for scripts).
+
+As root, each Liquibase runs in its own network, UTS and mount namespaces, so
+LOCKEDBY is exactly what a pod writes; otherwise this machine is the pod.
+"""
+import argparse
+import os
+import signal
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "k8s_sim"))
+os.environ.setdefault("LOCK_ARBITER_BIN", os.path.join(ROOT, "build", "daemon", "lock-arbiter"))
+os.environ.setdefault("LOCK_ARBITER_FIXTURES", os.path.join(ROOT, "..", "shared", "fixtures"))
+
+from arbiter_proc import Arbiter  # noqa: E402
+from harness import (LB_ACQUIRED, LB_SLOW_STARTED, LB_WAITING, NAMESPACE, E2E,  # noqa: E402
+                     E2EPgServer, Liquibase, PodNetwork, Unavailable,
+                     netns_unavailable_reason)
+from simctl import Sim  # noqa: E402
+
+HOLDER = "orders-7d9f8c6b5-x2x7q"
+WAITER = "orders-7d9f8c6b5-b8k2m"
+T0 = time.monotonic()
+
+
+def say(text):
+    print("[%6.2fs] %s" % (time.monotonic() - T0, text), flush=True)
+
+
+def port_free(port):
+    import socket
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--exit", action="store_true", help="end after the story (for scripts)")
+    ap.add_argument("--port", type=int, default=9479, help="status page port (default 9479)")
+    args = ap.parse_args()
+
+    print(__doc__.split("\n\n")[1].replace("\n", " ") + "\n", flush=True)
+    try:
+        lb = Liquibase.locate()
+    except Unavailable as e:
+        print("demo: real Liquibase is not available: %s" % e, file=sys.stderr)
+        return 1
+    say("Liquibase 4.28 ready (%s)" % lb.java_text)
+
+    stack = []
+    try:
+        workdir = os.path.join("/tmp", "lock-arbiter-demo-%d" % os.getpid())
+        os.makedirs(workdir, exist_ok=True)
+        net = None
+        why = netns_unavailable_reason()
+        if why is None:
+            os.makedirs(os.path.join(workdir, "pods"), exist_ok=True)
+            net = PodNetwork(os.path.join(workdir, "pods")).setup()
+            stack.append(net.cleanup)
+            say("pods: network namespaces on %s (%s)" % (net.bridge, net.subnet))
+        else:
+            say("pods: this machine stands in for the pod (%s)" % why)
+        pg = E2EPgServer(extra_listen=net.gateway if net else None)
+        pg.start()
+        stack.append(pg.stop)
+        say("PostgreSQL 15 started on 127.0.0.1:%d (a real server, temporary directory)" % pg.port)
+        sim = Sim(os.path.join(workdir, "sim")).start()
+        stack.append(sim.stop)
+        sim.create_namespace(NAMESPACE)
+        say("SIMULATED Kubernetes API at %s (namespace %s) — not a real cluster" %
+            (sim.url, NAMESPACE))
+        pg.create_database("orders")
+        world = E2E(lb=lb, pg=pg, sim=sim, net=net, db="orders", workdir=workdir, name="demo")
+        stack.append(world.cleanup)
+        world.create_lock_table()
+
+        port = args.port if port_free(args.port) else 0
+        arbiter = Arbiter(["run", "--database", pg.dsn("orders"), "--poll-interval", "500ms",
+                           "--clock-skew", "1s", "--min-lock-age", "2s",
+                           "--kube-api", sim.url, "--kube-token-file", sim.token_file,
+                           "--kube-ca-file", sim.ca, "--holder-namespace", NAMESPACE,
+                           "--holder-container", "app", "--listen", "127.0.0.1:%d" % port],
+                          name="lock-arbiter").start()
+        stack.append(arbiter.stop)
+        port = arbiter.wait_for("http listening")["port"]
+        arbiter.wait_for("lock table found")
+        say("lock-arbiter running (poll 500ms): status page http://127.0.0.1:%s/" % port)
+
+        holder_pod = world.pod(HOLDER)
+        holder = world.liquibase(holder_pod, sleep_seconds=60, name="holder")
+        lockedby = world.wait_locked(holder)
+        world.learn(holder_pod, lockedby)
+        say("lock taken by %r: pod %s/%s, container app" % (lockedby, NAMESPACE, holder_pod.name))
+        holder.wait_log(LB_SLOW_STARTED, timeout=60)
+        say("migration 1-slow running (SELECT pg_sleep(60))")
+        waiter_pod = world.pod(WAITER)
+        waiter = world.liquibase(waiter_pod, sleep_seconds=0, name="waiter")
+        waiter.wait_log(LB_WAITING, timeout=60)
+        say("a second Liquibase (pod %s) waits for the lock" % waiter_pod.name)
+        v = arbiter.wait_for("verdict", reason="held_container_running", timeout=30)
+        say("lock-arbiter keeps the lock: %s" % v["explanation"])
+        time.sleep(2.5)
+
+        holder.kill(signal.SIGKILL)
+        holder.wait(10)
+        t_kill = time.monotonic()
+        say("liveness probe failed: container app of %s killed (SIGKILL) mid-migration; "
+            "the lock stays: %r" % (holder_pod.name, world.row()[1]))
+        pod = sim.restart(NAMESPACE, holder_pod.name, container="app")
+        started = [c for c in pod["status"]["containerStatuses"] if c["name"] == "app"][0]
+        say("kubelet (simulated) restarted container app at %s (restartCount %d)" %
+            (started["state"]["running"]["startedAt"], started["restartCount"]))
+        rec = arbiter.wait_for("lock released", timeout=30)
+        t_rel = time.monotonic()
+        say("lock released %d ms after the kill, by rule %s: %s" %
+            ((t_rel - t_kill) * 1000, rec["rule"], rec["evidence"]))
+        waiter.wait_log(LB_ACQUIRED, timeout=60)
+        say("the waiting Liquibase acquired the lock")
+        if waiter.wait_exit(120) != 0:
+            say("the waiting Liquibase failed:\n" + waiter.log_tail())
+            return 1
+        say("the waiting migration completed %.1f s after the kill; changesets applied: %s" %
+            (time.monotonic() - t_kill, ", ".join(world.applied())))
+        events = sim.events(NAMESPACE)
+        if events:
+            say("Kubernetes Event %s on pod %s: %s" % (events[-1]["reason"],
+                events[-1]["involvedObject"]["name"], events[-1]["message"][:120]))
+        print("\n  status page  http://127.0.0.1:%s/\n  metrics      http://127.0.0.1:%s/metrics"
+              "\n  locks        http://127.0.0.1:%s/locks\n" % (port, port, port), flush=True)
+        if args.exit:
+            return 0
+        print("Ctrl-C ends the demo.", flush=True)
+        signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while arbiter.proc.poll() is None:
+            time.sleep(0.5)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for undo in reversed(stack):
+            try:
+                undo()
+            except Exception as e:  # cleanup goes on whatever one step says
+                print("demo: cleanup: %s" % e, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
