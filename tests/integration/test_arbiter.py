@@ -446,3 +446,67 @@ def test_unknown_timezone_is_not_trusted(pg, db, sim):
     with arbiter(pg, db, sim, "--lockgranted-timezone", "Mars/Olympus") as a:
         a.wait_for("unknown time zone: LOCKGRANTED will not be trusted")
         assert a.proc.poll() is None
+
+
+# -- once and check -------------------------------------------------------------
+
+def one_shot(pg, db, sim, command, *extra, databases=None):
+    from arbiter_proc import run
+    args = [command, "--clock-skew", "1s", "--min-lock-age", "1s", "--poll-interval", "200ms",
+            "--kube-api", sim.url, "--kube-token-file", sim.token_file,
+            "--kube-ca-file", sim.ca, "--holder-namespace", NS]
+    for d in databases or [pg.dsn(db)]:
+        args += ["--database", d]
+    return run(args + list(extra), timeout=60)
+
+
+def test_check_exits_3_on_an_orphan_and_releases_nothing(pg, db, sim):
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby="%s:gone-pod" % NS)
+    out = one_shot(pg, db, sim, "check")
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "verdict:    orphaned: pod shop/gone-pod is gone" in out.stdout
+    assert locked(pg, db)
+    pod(sim, "alive-pod")
+    pg.unlock(db)
+    pg.lock(db, lockedby="%s:alive-pod" % NS)
+    out = one_shot(pg, db, sim, "check")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "[held_" in out.stdout
+
+
+def test_once_releases_the_orphan_and_exits_0(pg, db, sim):
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby="%s:gone-pod" % NS)
+    out = one_shot(pg, db, sim, "once")
+    assert out.returncode == 0, out.stderr
+    assert 'msg="lock released"' in out.stderr and "rule=O1_pod_deleted" in out.stderr
+    assert not locked(pg, db)
+
+
+def test_once_waits_for_min_lock_age_so_container_rules_apply(pg, db, sim):
+    """The holder container is in CrashLoopBackOff. A single pass sees the lock
+    for the first time, too young for rule O4 (kubelet status lag), so once
+    polls until --min-lock-age has passed, then releases."""
+    pg.create_lock_table(db)
+    pod(sim, "orders-13", containers=("app",))
+    sim.restart(NS, "orders-13", container="app", crashloop=True)
+    pg.lock(db, lockedby="%s:orders-13" % NS)
+    t0 = time.monotonic()
+    out = one_shot(pg, db, sim, "once", "--holder-container", "app")
+    took = time.monotonic() - t0
+    assert out.returncode == 0, out.stderr
+    assert "reason=held_too_young" in out.stderr
+    assert "rule=O4_container_not_running" in out.stderr
+    assert not locked(pg, db)
+    assert took >= 1.0
+
+
+def test_once_exits_1_when_a_database_cannot_be_reached(pg, db, sim):
+    pg.create_lock_table(db)
+    pg.lock(db, lockedby="%s:gone-pod" % NS)
+    out = one_shot(pg, db, sim, "once",
+                   databases=[pg.dsn(db), "postgresql://x@127.0.0.1:1/none"])
+    assert out.returncode == 1, out.stderr
+    # The reachable database was still served.
+    assert not locked(pg, db)
