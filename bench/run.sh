@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The lock-arbiter benchmark: builds the release binary in build-bench/, then
+# runs bench/bench.py, which prints a table and writes bench/results/latest.json
+# and a timestamped copy. See bench/README.md.
+#
+#   bash bench/run.sh [bench.py arguments, e.g. --quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=${BENCH_BUILD_DIR:-build-bench}
+
+need=()
+/usr/bin/python3 -c 'import psycopg2' 2>/dev/null || need+=(python3-psycopg2)
+command -v meson >/dev/null || need+=(meson)
+command -v ninja >/dev/null || need+=(ninja-build)
+if ((${#need[@]} > 0)); then
+	echo "bench: installing ${need[*]}"
+	if [[ $(id -u) -ne 0 ]]; then sudo=sudo; else sudo=; fi
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+		"${need[@]}" >/dev/null
+fi
+
+echo "bench: building $build (release, tests disabled)"
+if [[ ! -f $build/build.ninja ]]; then
+	meson setup "$build" -Dbuildtype=release -Dtests=disabled -Dintegration=disabled >/dev/null
+else
+	meson configure "$build" -Dbuildtype=release -Dtests=disabled -Dintegration=disabled >/dev/null
+fi
+ninja -C "$build" >/dev/null
+
+# The cycle probe: an LD_PRELOAD shim that timestamps the main loop's sleeps.
+mkdir -p "$build/bench"
+${CC:-cc} -O2 -Wall -Wextra -shared -fPIC -o "$build/bench/cycle_probe.so" \
+	bench/cycle_probe.c -ldl
+
+export LOCK_ARBITER_BIN=$PWD/$build/daemon/lock-arbiter
+export BENCH_BUILD_DIR=$PWD/$build
+export BENCH_CYCLE_PROBE_SO=$PWD/$build/bench/cycle_probe.so
+start=$(date +%s)
+status=0
+/usr/bin/python3 bench/bench.py "$@" || status=$?
+echo "bench: wall time $(($(date +%s) - start)) s (bench.py), exit $status"
+exit $status
