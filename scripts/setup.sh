@@ -39,7 +39,10 @@ if ((${#missing[@]} > 0)); then
 		"${missing[@]}" >/dev/null
 fi
 
+# Quiet when all is well; the whole output when something fails.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 if [[ ! -f $build/build.ninja ]]; then
-	meson setup "$build" -Dwerror=true "$@" >/dev/null
+	meson setup "$build" -Dwerror=true "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
 fi
-ninja -C "$build" >/dev/null
+ninja -C "$build" >"$log" 2>&1 || { cat "$log"; exit 1; }
