@@ -46,6 +46,10 @@ struct k8s_client {
 	char *token; /* NULL: none; wiped before it is freed */
 	size_t token_len;
 	int64_t token_checked; /* CLOCK_MONOTONIC µs of the last read attempt */
+	int64_t backoff_us;    /* current delay after outage answers; 0: none */
+	int64_t backoff_until; /* CLOCK_MONOTONIC µs before which nothing is sent */
+	long outage_code;      /* the outage answer that started the backoff */
+	char outage_reason[64];
 	struct body body;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -126,6 +130,8 @@ void k8s_config_default(struct k8s_config *c)
 	c->request_timeout_us = 5 * 1000000;
 	c->token_reread_us = 60 * (int64_t)1000000;
 	c->max_body = K8S_MAX_BODY;
+	c->backoff_min_us = 500 * 1000;
+	c->backoff_max_us = 10 * 1000000;
 }
 
 void k8s_config_done(struct k8s_config *c)
@@ -729,15 +735,56 @@ static int exchange(struct k8s_client *k, const char *verb, const char *url, con
 	return 0;
 }
 
-/* An exchange, retried once with a freshly read token after a 401. */
+/*
+ * An outage answer: no response at all (timeout, refused, TLS, reset), a
+ * 5xx or a 429. A bad body or a 4xx is an answer, not an outage.
+ */
+static bool is_outage(int r, long code, const struct k8s_result *res)
+{
+	if (r < 0)
+		return res->http_code == 0 && strcmp(res->reason, "Interrupted") != 0 &&
+		       strcmp(res->reason, "NoMemory") != 0;
+	return code >= 500 || code == 429;
+}
+
+/*
+ * An exchange, retried once with a freshly read token after a 401, unless
+ * the API is in backoff after an outage: then nothing is sent, so a dead
+ * API costs one timeout per backoff period, not one per lookup.
+ */
 static int request(struct k8s_client *k, const char *verb, const char *url, const char *post,
                    long *code, struct k8s_result *res)
 {
+	int64_t now = mono_us();
+
+	if (now < k->backoff_until) {
+		/*
+		 * The answer is still the outage's (its code and reason), so a
+		 * caller's view does not flicker between "503" and "not asked".
+		 */
+		set_result(res, K8S_UNKNOWN, k->outage_code, k->outage_reason,
+		           "not sent: backing off after that answer; next try in %lld ms",
+		           (long long)((k->backoff_until - now) / 1000));
+		return -EAGAIN;
+	}
 	token_refresh(k, false);
 	int r = exchange(k, verb, url, post, code, res);
 	if (r == 0 && *code == 401 && k->cfg.token_file != NULL) {
 		token_refresh(k, true);
 		r = exchange(k, verb, url, post, code, res);
+	}
+	if (is_outage(r, r == 0 ? *code : 0, res)) {
+		k->backoff_us = k->backoff_us == 0 ? k->cfg.backoff_min_us : 2 * k->backoff_us;
+		if (k->backoff_us > k->cfg.backoff_max_us)
+			k->backoff_us = k->cfg.backoff_max_us;
+		k->backoff_until = mono_us() + k->backoff_us;
+		k->outage_code = r == 0 ? *code : res->http_code;
+		/* For an HTTP answer the reason comes later, from its Status body. */
+		copy_text(k->outage_reason, sizeof(k->outage_reason),
+		          r < 0 ? res->reason : "", r < 0 ? strlen(res->reason) : 0);
+	} else if (r == 0) {
+		k->backoff_us = 0;
+		k->backoff_until = 0;
 	}
 	return r;
 }
@@ -825,8 +872,8 @@ static bool body_has_token(const struct k8s_client *k)
  * GONE only for the NotFound Status described above, UNKNOWN otherwise,
  * with the Status reason and message, or "HTTPnnn".
  */
-static enum k8s_outcome error_result(struct k8s_client *k, long code, const char *name,
-                                     struct k8s_result *res)
+static enum k8s_outcome status_result(struct k8s_client *k, long code, const char *name,
+                                      struct k8s_result *res)
 {
 	if (body_has_token(k)) {
 		set_result(res, K8S_UNKNOWN, code, "", "response withheld: it contains the token");
@@ -849,6 +896,20 @@ static enum k8s_outcome error_result(struct k8s_client *k, long code, const char
 	           ctype != NULL ? ctype : "no Content-Type");
 	snprintf(res->reason, sizeof(res->reason), "HTTP%ld", code);
 	return K8S_UNKNOWN;
+}
+
+/*
+ * The result of an error answer; an outage answer's reason is also kept,
+ * for the lookups refused while backing off.
+ */
+static enum k8s_outcome error_result(struct k8s_client *k, long code, const char *name,
+                                     struct k8s_result *res)
+{
+	enum k8s_outcome o = status_result(k, code, name, res);
+
+	if (code >= 500 || code == 429)
+		snprintf(k->outage_reason, sizeof(k->outage_reason), "%s", res->reason);
+	return o;
 }
 
 /* curl_easy_escape into a malloc'd string (freed with curl_free). */

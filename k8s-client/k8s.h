@@ -49,6 +49,15 @@ struct k8s_config {
 	int64_t request_timeout_us;  /* default 5 s */
 	int64_t token_reread_us;     /* default 60 s */
 	size_t max_body;             /* default K8S_MAX_BODY */
+	/*
+	 * After an outage answer (no response, 5xx, 429) requests are refused
+	 * without being sent (UNKNOWN with that answer's code and reason, the
+	 * message saying "not sent") for a delay that
+	 * doubles from backoff_min_us to backoff_max_us; any other answer
+	 * resets it. Defaults 500 ms and 10 s.
+	 */
+	int64_t backoff_min_us;
+	int64_t backoff_max_us;
 	const volatile sig_atomic_t *interrupt; /* aborts a transfer when set */
 	/*
 	 * Called after every request (metrics): verb "get", "list" or

@@ -376,6 +376,29 @@ def test_api_fault_keeps_the_lock_of_a_dead_holder(pg, db, sim, fault, spec):
         released(pg, db, a, "O3_pod_finished" if body_fault else "O1_pod_deleted", timeout=20)
 
 
+def test_api_outage_is_retried_with_backoff(pg, db, sim):
+    """DESIGN.md section 9: an API answering 503 is asked again with backoff,
+    not at every poll; the lock stays; metrics say the API is down."""
+    pg.create_lock_table(db)
+    pod(sim, "orders-14")
+    pg.lock(db, lockedby="%s:orders-14" % NS)
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        sim.add_fault("status", code=503, path="/pods/orders-14")
+        sim.clear_requests()
+        time.sleep(4)
+        sent = [r for r in sim.requests() if "/pods/orders-14" in r["path"]]
+        # Polls every 100 ms would ask 40 times; backoff (0.5, 1, 2 s...) asks a few.
+        assert 2 <= len(sent) <= 6, len(sent)
+        rec = a.wait_for("verdict", reason="held_kubernetes_unknown")
+        assert locked(pg, db)
+        assert "lock_arbiter_kubernetes_up 0" in metrics_of(a)
+        sim.clear_faults()
+        sim.delete_pod(NS, "orders-14")
+        released(pg, db, a, "O1_pod_deleted", timeout=20)
+        assert "lock_arbiter_kubernetes_up 1" in metrics_of(a)
+
+
 def test_token_rotation_is_followed(pg, db, sim):
     pg.create_lock_table(db)
     pod(sim, "orders-10")

@@ -211,26 +211,29 @@ def test_readyz_fails_when_the_api_does_not_know_our_pod(pg, db, sim):
 
 
 def test_healthz_fails_when_the_loop_stalls(pg, db, sim):
-    """Every pod lookup hangs until its 5 s timeout; a holder with three
-    candidate names takes 15 s a cycle, past the 10 s health limit."""
-    pg.create_lock_table(db)
-    pg.lock(db, lockedby="web-0.web.shop.svc.cluster.local (10.0.0.9)")
+    """A slow API that still answers (1.6 s a request, no backoff) and eight
+    live holders: a cycle takes about 13 s, past the 10 s health limit.
+    (A dead API cannot do this: the client backs off and stops asking.)"""
+    for i in range(8):
+        schema = "tenant_%d" % i
+        pg.create_lock_table(db, schema)
+        sim.create_pod("slow-%d" % i, NS, containers=["app"])
+        pg.lock(db, schema, lockedby="%s:slow-%d" % (NS, i))
     sim.clear_faults()
     a = start(pg, db, sim=sim)
     try:
-        sim.add_fault("hang", path="/pods/")
-        code, _, body = wait_status(a.port, "/healthz", 503, timeout=40)
+        a.wait_for("verdict", verdict="held")
+        sim.add_fault("latency", ms=1600, path="/pods/slow-")
+        code, _, body = wait_status(a.port, "/healthz", 503, timeout=60)
         assert body == "main loop has not completed a cycle in time\n"
         # The server itself answers at once while the loop is stuck.
         t0 = time.monotonic()
         assert http(a.port, "/metrics")[0] == 200
         assert time.monotonic() - t0 < 1.0
         sim.clear_faults()
-        sim.release_hangs()
-        wait_status(a.port, "/healthz", 200, timeout=30)
+        wait_status(a.port, "/healthz", 200, timeout=40)
     finally:
         sim.clear_faults()
-        sim.release_hangs()
         a.stop()
 
 

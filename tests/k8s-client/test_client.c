@@ -170,6 +170,7 @@ struct opts {
 	int64_t timeout_us; /* 0: 3 s */
 	int64_t reread_us;  /* 0: 60 s; -1: on every request */
 	volatile sig_atomic_t *interrupt;
+	int64_t backoff_us; /* 0: off, so each failing request reaches the API */
 };
 
 static struct k8s_client *client(const struct opts *o, struct observed *obs)
@@ -185,6 +186,7 @@ static struct k8s_client *client(const struct opts *o, struct observed *obs)
 	if (o != NULL && o->reread_us != 0)
 		c.token_reread_us = o->reread_us < 0 ? 0 : o->reread_us;
 	c.interrupt = o != NULL ? o->interrupt : NULL;
+	c.backoff_min_us = o != NULL ? o->backoff_us : 0;
 	c.observe = obs != NULL ? observe : NULL;
 	c.observe_ctx = obs;
 	char err[256];
@@ -454,6 +456,50 @@ static void test_server_errors(void **state)
 		expect_unknown(k, "db-0", rows[i].code, rows[i].reason);
 		assert_int_equal(obs.code[obs.calls - 1], rows[i].code);
 	}
+	k8s_client_free(k);
+}
+
+/*
+ * DESIGN.md section 9: an API that is down is retried with backoff. After
+ * an outage answer the next lookups are refused without a request until
+ * the delay passes; the delay doubles; any real answer resets it.
+ */
+static void test_backoff_after_outage(void **state)
+{
+	struct opts o = {.backoff_us = 300000};
+	struct observed obs = {0};
+	struct k8s_client *k = client(&o, &obs);
+	struct k8s_pod pod;
+	struct k8s_result res;
+
+	(void)state;
+	ctl("DELETE", "/faults", NULL, NULL);
+	add_fault("{\"type\":\"status\",\"code\":503}");
+	expect_unknown(k, "db-0", 503, "ServiceUnavailable");
+	int sent = obs.calls;
+	/* Refused, with the outage's own answer, and nothing sent. */
+	assert_int_equal(k8s_get_pod(k, "db", "db-0", &pod, &res), K8S_UNKNOWN);
+	assert_int_equal(res.http_code, 503);
+	assert_string_equal(res.reason, "ServiceUnavailable");
+	assert_non_null(strstr(res.message, "not sent"));
+	assert_int_equal(obs.calls, sent);
+	usleep(350000);
+	expect_unknown(k, "db-0", 503, "ServiceUnavailable"); /* tried again, failed again */
+	usleep(350000);
+	/* The delay doubled to 600 ms: still refused after 350 ms. */
+	assert_int_equal(k8s_get_pod(k, "db", "db-0", &pod, &res), K8S_UNKNOWN);
+	assert_non_null(strstr(res.message, "not sent"));
+	assert_int_equal(obs.calls, sent + 1);
+	ctl("DELETE", "/faults", NULL, NULL);
+	usleep(300000);
+	assert_int_equal(k8s_get_pod(k, "db", "db-0", &pod, &res), K8S_POD);
+	k8s_pod_done(&pod);
+	/* A real answer reset it: the next outage starts at 300 ms again. */
+	add_fault("{\"type\":\"status\",\"code\":500}");
+	expect_unknown(k, "db-0", 500, "InternalError");
+	usleep(350000);
+	expect_unknown(k, "db-0", 500, "InternalError");
+	ctl("DELETE", "/faults", NULL, NULL);
 	k8s_client_free(k);
 }
 
@@ -854,6 +900,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_token_rotation, reset),
 	    cmocka_unit_test_setup(test_token_reread_failure_keeps_old, reset),
 	    cmocka_unit_test_setup(test_server_errors, reset),
+	    cmocka_unit_test_setup(test_backoff_after_outage, reset),
 	    cmocka_unit_test_setup(test_hang_times_out, reset),
 	    cmocka_unit_test_setup(test_oversized, reset),
 	    cmocka_unit_test_setup(test_malformed, reset),

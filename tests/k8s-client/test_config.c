@@ -44,6 +44,7 @@ static void test_defaults(void **state)
 	struct k8s_config c;
 	memset(&c, 0x5a, sizeof(c));
 	k8s_config_default(&c);
+	c.backoff_min_us = 0; /* every failing request is sent */
 	assert_null(c.api_url);
 	assert_null(c.token_file);
 	assert_null(c.ca_file);
@@ -63,6 +64,7 @@ static void test_in_cluster(void **state)
 	struct k8s_config c;
 	char err[256] = "";
 	k8s_config_default(&c);
+	c.backoff_min_us = 0; /* every failing request is sent */
 
 	unset_cluster_env();
 	assert_int_equal(k8s_config_in_cluster(&c, "/sa", err, sizeof(err)), -ENOENT);
@@ -117,6 +119,7 @@ static void test_client_new_rejects(void **state)
 	char err[256];
 	struct k8s_config c;
 	k8s_config_default(&c);
+	c.backoff_min_us = 0; /* every failing request is sent */
 	static const char *const urls[] = {
 	    "ftp://127.0.0.1/",
 	    "file:///etc/passwd",
@@ -195,6 +198,7 @@ static struct k8s_client *closed_client(struct observed *o, volatile sig_atomic_
 	struct k8s_config c;
 	char err[256];
 	k8s_config_default(&c);
+	c.backoff_min_us = 0; /* every failing request is sent */
 	c.api_url = "http://127.0.0.1:1";
 	c.connect_timeout_us = 500000;
 	c.request_timeout_us = 1000000;
