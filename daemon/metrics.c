@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -98,38 +99,41 @@ static void histogram(FILE *out, const char *name, const struct histogram *h,
 	count(out, h->count);
 }
 
+/* The per-database families: one series per database, labelled by it. */
+static const struct db_family {
+	const char *name, *type, *help;
+	size_t offset; /* of the field in struct status_db */
+	bool is_bool;  /* a bool field; else uint64_t */
+} db_families[] = {
+	{P "database_up", "gauge", "1 when the last poll of the database succeeded.",
+	 offsetof(struct status_db, up), true},
+	{P "leader", "gauge", "1 when this arbiter is the one that releases locks in the database.",
+	 offsetof(struct status_db, leader), true},
+	{P "release_conflicts_total", "counter",
+	 "Releases skipped because the lock moved on between the read and the UPDATE.",
+	 offsetof(struct status_db, release_conflicts), false},
+	{P "release_errors_total", "counter", "Releases that failed with an error.",
+	 offsetof(struct status_db, release_errors), false},
+	{P "lockgranted_timezone_mismatches_total", "counter",
+	 "Locks whose LOCKGRANTED contradicted --lockgranted-timezone (it is then no longer trusted).",
+	 offsetof(struct status_db, zone_mismatches), false},
+};
+
 static void render_databases(const struct status *st, FILE *out)
 {
-	family(out, P "database_up", "gauge", "1 when the last poll of the database succeeded.");
-	for (size_t i = 0; i < st->t.n_dbs; i++) {
-		series(out, P "database_up", (const char *[]){"database", st->t.dbs[i].label, NULL});
-		value(out, st->t.dbs[i].up);
-	}
-	family(out, P "leader", "gauge",
-	       "1 when this arbiter is the one that releases locks in the database.");
-	for (size_t i = 0; i < st->t.n_dbs; i++) {
-		series(out, P "leader", (const char *[]){"database", st->t.dbs[i].label, NULL});
-		value(out, st->t.dbs[i].leader);
-	}
-	family(out, P "release_conflicts_total", "counter",
-	       "Releases skipped because the lock moved on between the read and the UPDATE.");
-	for (size_t i = 0; i < st->t.n_dbs; i++) {
-		series(out, P "release_conflicts_total",
-		       (const char *[]){"database", st->t.dbs[i].label, NULL});
-		count(out, st->t.dbs[i].release_conflicts);
-	}
-	family(out, P "release_errors_total", "counter", "Releases that failed with an error.");
-	for (size_t i = 0; i < st->t.n_dbs; i++) {
-		series(out, P "release_errors_total",
-		       (const char *[]){"database", st->t.dbs[i].label, NULL});
-		count(out, st->t.dbs[i].release_errors);
-	}
-	family(out, P "lockgranted_timezone_mismatches_total", "counter",
-	       "Locks whose LOCKGRANTED contradicted --lockgranted-timezone (it is then no longer trusted).");
-	for (size_t i = 0; i < st->t.n_dbs; i++) {
-		series(out, P "lockgranted_timezone_mismatches_total",
-		       (const char *[]){"database", st->t.dbs[i].label, NULL});
-		count(out, st->t.dbs[i].zone_mismatches);
+	for (size_t f = 0; f < sizeof(db_families) / sizeof(db_families[0]); f++) {
+		const struct db_family *df = &db_families[f];
+
+		family(out, df->name, df->type, df->help);
+		for (size_t i = 0; i < st->t.n_dbs; i++) {
+			const char *field = (const char *)&st->t.dbs[i] + df->offset;
+
+			series(out, df->name, (const char *[]){"database", st->t.dbs[i].label, NULL});
+			if (df->is_bool)
+				value(out, *(const bool *)field);
+			else
+				count(out, *(const uint64_t *)field);
+		}
 	}
 	family(out, P "poll_duration_seconds", "histogram",
 	       "Time of one poll: every lock table of a database and now() in one round trip.");
