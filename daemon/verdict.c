@@ -264,7 +264,7 @@ void verdict_decide(const struct episode *e, const struct verdict_lookup *l,
 			 h->host);
 		decide_unresolved(e, s, mono_now_us, VERDICT_UNRESOLVED_NOT_FOUND, why, v);
 		return;
-	default:
+	default: {
 		/*
 		 * For 401 and 403 the API's own message names the missing
 		 * permission; other messages vary from cycle to cycle (timings)
@@ -279,6 +279,7 @@ void verdict_decide(const struct episode *e, const struct verdict_lookup *l,
 		    l->res != NULL && l->res->reason[0] ? l->res->reason : "no response",
 		    denied ? ": " : "", denied ? l->res->message : "");
 		return;
+	}
 	}
 }
 
