@@ -363,7 +363,6 @@ static void release(struct arbiter *a, struct arbiter_db *d, size_t i,
 		struct episode_releases *r = &t->releases;
 		int64_t now = timeutil_wall_us();
 
-		a->stats.releases++;
 		r->by_rule[v->rule < EPISODE_MAX_RULES ? v->rule : 0]++;
 		r->last_us = now;
 		r->last_rule = (int)v->rule;
@@ -422,7 +421,6 @@ static void address_hint(struct arbiter *a, struct episode *e)
 		struct k8s_result res;
 		size_t n = 0;
 
-		a->stats.k8s_requests_last_cycle++;
 		if (k8s_list_pods_by_ip(a->k8s, ns->items[i], e->holder.addr, &pods, &n, &res) !=
 		    K8S_POD)
 			continue;
@@ -461,11 +459,9 @@ static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t tak
 	struct k8s_pod pod;
 	struct k8s_result res;
 	struct verdict v;
-	unsigned requests = 0;
 	enum verdict_action act;
 
-	resolve_holder(a->k8s, &c->holder_namespaces, e, taken_db_us, &l, &pod, &res, &requests);
-	a->stats.k8s_requests_last_cycle += requests;
+	resolve_holder(a->k8s, &c->holder_namespaces, e, taken_db_us, &l, &pod, &res);
 	verdict_decide(e, &l, &vs, mono, &v);
 	verdict_learn(e, &l);
 	if (v.rule == VERDICT_UNRESOLVED_NOT_FOUND) {
@@ -596,14 +592,12 @@ int arbiter_cycle(struct arbiter *a)
 	int failed = 0;
 
 	a->any_too_young = false;
-	a->stats.k8s_requests_last_cycle = 0;
 	if (a->k8s != NULL)
 		check_identity(a, timeutil_mono_us());
 
 	for (size_t i = 0; i < a->n_dbs && !*a->stop; i++)
 		if (poll_db(a, &a->dbs[i]) < 0)
 			failed++;
-	a->cycles++;
 	return failed;
 }
 

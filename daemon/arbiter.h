@@ -51,9 +51,7 @@ struct arbiter_db {
 /* Counters since start, for logs and metrics. */
 #define ARBITER_K8S_CODES 32
 struct arbiter_stats {
-	uint64_t releases;
 	uint64_t events_posted, events_failed;
-	uint64_t k8s_requests_last_cycle;
 	bool kubernetes_up;
 	/* kubernetes_requests_total by verb (get, list, create) and code */
 	struct {
@@ -71,7 +69,6 @@ struct arbiter {
 	struct arbiter_db *dbs;
 	size_t n_dbs;
 	const volatile sig_atomic_t *stop;
-	uint64_t cycles;
 
 	struct k8s_client *k8s; /* NULL when no API is configured (check only) */
 	/* Cluster identity: in cluster with POD_NAME and POD_NAMESPACE set. */

@@ -52,7 +52,6 @@ struct episode {
 		bool judged;
 		int state, rule, action;
 		char text[384];
-		int64_t next_lookup_mono_us; /* unresolved holders are looked up less often */
 		bool release_failed_logged;
 		bool addr_listed;     /* the address was looked up (once per episode) */
 		char addr_hint[448];  /* "; address ... belongs to pod ns/name", or "" */

@@ -22,13 +22,12 @@ static void unknown(struct verdict_lookup *l, struct k8s_result *res, const char
 /* One GET; the found pod goes to *pod only if it beats what we have. */
 static void try_pod(struct k8s_client *k, const char *ns, const char *name, const struct holder *h,
 		    struct verdict_lookup *l, struct k8s_pod *pod, struct k8s_result *res,
-		    bool *found, bool *found_by_ip, bool *any_unknown, unsigned *requests)
+		    bool *found, bool *found_by_ip, bool *any_unknown)
 {
 	struct k8s_pod p;
 	struct k8s_result r;
 	enum k8s_outcome o = k8s_get_pod(k, ns, name, &p, &r);
 
-	(*requests)++;
 	if (o == K8S_UNKNOWN) {
 		if (!*any_unknown && !*found) {
 			*res = r;
@@ -66,7 +65,7 @@ static void try_pod(struct k8s_client *k, const char *ns, const char *name, cons
 
 void resolve_holder(struct k8s_client *k, const struct cfg_list *namespaces,
 		    const struct episode *e, int64_t taken_us, struct verdict_lookup *l,
-		    struct k8s_pod *pod, struct k8s_result *res, unsigned *requests)
+		    struct k8s_pod *pod, struct k8s_result *res)
 {
 	const struct holder *h = &e->holder;
 	bool found = false, by_ip = false, any_unknown = false;
@@ -91,22 +90,22 @@ void resolve_holder(struct k8s_client *k, const struct cfg_list *namespaces,
 		return;
 	}
 	if (h->kind == HOLDER_POD) {
-		try_pod(k, h->ns, h->pod, h, l, pod, res, &found, &by_ip, &any_unknown, requests);
+		try_pod(k, h->ns, h->pod, h, l, pod, res, &found, &by_ip, &any_unknown);
 	} else if (e->holder_pod[0] != '\0') {
 		try_pod(k, e->holder_ns, e->holder_pod, h, l, pod, res, &found, &by_ip,
-			&any_unknown, requests);
+			&any_unknown);
 	} else {
 		for (size_t c = 0; c < h->n_candidates && !by_ip; c++) {
 			const struct holder_candidate *cand = &h->candidates[c];
 			if (cand->ns[0] != '\0') {
 				if (allowed(namespaces, cand->ns))
 					try_pod(k, cand->ns, cand->name, h, l, pod, res, &found,
-						&by_ip, &any_unknown, requests);
+						&by_ip, &any_unknown);
 				continue;
 			}
 			for (size_t i = 0; i < namespaces->n && !by_ip; i++)
 				try_pod(k, namespaces->items[i], cand->name, h, l, pod, res,
-					&found, &by_ip, &any_unknown, requests);
+					&found, &by_ip, &any_unknown);
 		}
 	}
 	if (found) {

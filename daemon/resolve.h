@@ -19,11 +19,10 @@
 /*
  * Fills *l (whose ns/name point into e or namespaces) and, for K8S_POD,
  * *pod (the caller frees it with k8s_pod_done). k may be NULL (no API
- * configured): UNKNOWN with reason "NotConfigured". *requests is increased
- * by the number of API requests made.
+ * configured): UNKNOWN with reason "NotConfigured".
  */
 void resolve_holder(struct k8s_client *k, const struct cfg_list *namespaces,
 		    const struct episode *e, int64_t taken_us, struct verdict_lookup *l,
-		    struct k8s_pod *pod, struct k8s_result *res, unsigned *requests);
+		    struct k8s_pod *pod, struct k8s_result *res);
 
 #endif

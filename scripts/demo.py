@@ -81,9 +81,8 @@ def main():
         pg.start()
         stack.append(pg.stop)
         say("PostgreSQL 15 started on 127.0.0.1:%d (a real server, temporary directory)" % pg.port)
-        sim = Sim(os.path.join(workdir, "sim")).start()
+        sim = Sim(os.path.join(workdir, "sim"), namespaces=[NAMESPACE]).start()
         stack.append(sim.stop)
-        sim.create_namespace(NAMESPACE)
         say("SIMULATED Kubernetes API at %s (namespace %s) — not a real cluster" %
             (sim.url, NAMESPACE))
         pg.create_database("orders")

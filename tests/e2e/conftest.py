@@ -64,8 +64,7 @@ def pg(pod_network):
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    with Sim(tmp_path_factory.mktemp("sim")) as s:
-        s.create_namespace(NAMESPACE)
+    with Sim(tmp_path_factory.mktemp("sim"), namespaces=[NAMESPACE]) as s:
         yield s
 
 

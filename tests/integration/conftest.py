@@ -36,6 +36,5 @@ def db(pg):
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     """The simulated Kubernetes API, one per test module, with SIM_NS."""
-    with Sim(tmp_path_factory.mktemp("sim")) as s:
-        s.create_namespace(SIM_NS)
+    with Sim(tmp_path_factory.mktemp("sim"), namespaces=[SIM_NS]) as s:
         yield s

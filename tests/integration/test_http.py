@@ -315,7 +315,7 @@ def test_status_page_in_a_real_browser(pg, db, sim, tmp_path):
         assert html.count("<tr>") >= 4
         assert "tenant_a.databasechangeloglock" in html
         assert "shop:web-7" in html
-        assert "held: init container" in html or "held: container app of shop/web-7" in html
+        assert "held: container app of shop/web-7 running since" in html
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
         assert "<script>alert(1)</script>" not in html
         shot = tmp_path / "status.png"

@@ -70,7 +70,8 @@ class Sim:
     def __init__(self, workdir=None, *, token="sim-token-1", plain=False,
                  accept_old_tokens=False, anonymous=False, host="127.0.0.1", template=None,
                  fixtures=None, seed=None, watch_chunking=None, no_token=False,
-                 namespace="ops", extra_args=(), python=PYTHON, startup_timeout=20):
+                 namespace="ops", extra_args=(), python=PYTHON, startup_timeout=20,
+                 namespaces=()):
         self._own_workdir = workdir is None
         self.workdir = str(workdir) if workdir is not None else tempfile.mkdtemp(
             prefix="k8s-sim-")
@@ -88,6 +89,7 @@ class Sim:
         self.extra_args = list(extra_args)
         self.python = python
         self.startup_timeout = startup_timeout
+        self.namespaces = list(namespaces)  # created once the server is up
         self.proc = None
         self.url = self.control = self.ca = None
         self.token = None
@@ -142,6 +144,8 @@ class Sim:
         info = json.loads(line)
         self.url, self.control, self.ca = info["url"], info["control"], info["ca"]
         self.pid = info["pid"]
+        for ns in self.namespaces:
+            self.create_namespace(ns)
         return self
 
     def stop(self, timeout=5):
