@@ -47,6 +47,8 @@ static int make_k8s(struct arbiter *a, FILE *err)
 	char msg[256];
 
 	k8s_config_default(&kc);
+	if (cfg->test_token_reread_us > 0)
+		kc.token_reread_us = cfg->test_token_reread_us;
 	kc.interrupt = a->stop;
 	kc.observe = observe_k8s;
 	kc.observe_ctx = &a->stats;
@@ -304,7 +306,8 @@ static void check_identity(struct arbiter *a, int64_t mono)
 				 res.reason);
 		return;
 	}
-	a->identity_next_mono_us = mono + ARBITER_IDENTITY_EVERY_US;
+	a->identity_next_mono_us = mono + (c->test_identity_every_us > 0 ? c->test_identity_every_us
+									 : ARBITER_IDENTITY_EVERY_US);
 	if (ok != a->identity_ok || !a->identity_logged) {
 		if (ok)
 			log_info("cluster identity confirmed", "detail", a->identity_reason, NULL);
@@ -626,6 +629,10 @@ int arbiter_run(struct arbiter *a)
 
 	snprintf(n, sizeof(n), "%zu", a->n_dbs);
 	log_info("started", "databases", n, NULL);
+	if (a->cfg->test_hooks_ignored)
+		log_warn("LOCK_ARBITER_TEST_INTERVALS ignored: this build has no test hooks", NULL);
+	if (a->cfg->test_identity_every_us > 0 || a->cfg->test_token_reread_us > 0)
+		log_warn("test-only intervals in effect (LOCK_ARBITER_TEST_INTERVALS)", NULL);
 	if (a->cfg->lockgranted_timezone != NULL)
 		log_warn("LOCKGRANTED is trusted in the configured zone: a lock found held at start "
 			 "is judged with it unchecked; a wrong zone can release a live lock",

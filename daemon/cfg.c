@@ -452,6 +452,46 @@ static void parse_mode(struct raw *r, struct cfg *c, int argc, char **argv)
 		problem(r, "unexpected argument '%s'", argv[optind]);
 }
 
+/*
+ * LOCK_ARBITER_TEST_INTERVALS: compressed intervals for the soak and the
+ * simulation, so that hours of token re-reads and identity re-checks fit
+ * in minutes. Honoured only in builds with -Dtest_hooks=true.
+ */
+static void read_test_intervals(struct raw *r, struct cfg *c)
+{
+	const char *v = getenv("LOCK_ARBITER_TEST_INTERVALS");
+
+	if (v == NULL)
+		return;
+#ifndef LOCK_ARBITER_TEST_HOOKS
+	c->test_hooks_ignored = true;
+#else
+	struct cfg_list items = {0};
+
+	if (split_into(&items, v, ',') < 0) {
+		problem(r, "LOCK_ARBITER_TEST_INTERVALS: out of memory");
+		return;
+	}
+	for (size_t i = 0; i < items.n; i++) {
+		const char *it = items.items[i];
+		const char *eq = strchr(it, '=');
+		int64_t *dst = NULL;
+		int64_t d;
+
+		if (eq != NULL && (size_t)(eq - it) == 8 && strncmp(it, "identity", 8) == 0)
+			dst = &c->test_identity_every_us;
+		else if (eq != NULL && (size_t)(eq - it) == 5 && strncmp(it, "token", 5) == 0)
+			dst = &c->test_token_reread_us;
+		if (dst == NULL || timeutil_parse_duration(eq + 1, &d) < 0 || d <= 0)
+			problem(r, "LOCK_ARBITER_TEST_INTERVALS: bad item '%s' (identity=DUR,token=DUR)",
+				it);
+		else
+			*dst = d;
+	}
+	list_free(&items);
+#endif
+}
+
 int cfg_load(struct cfg *c, int argc, char **argv, FILE *err)
 {
 	struct option lo[O_COUNT + 4];
@@ -495,6 +535,7 @@ int cfg_load(struct cfg *c, int argc, char **argv, FILE *err)
 	c->container_name = dup_or_null(getenv("CONTAINER_NAME"));
 	if (c->container_name == NULL)
 		c->container_name = strdup("lock-arbiter");
+	read_test_intervals(&r, c);
 	validate(&r, c);
 	for (int i = 0; i < O_COUNT; i++)
 		list_free(&r.v[i]);

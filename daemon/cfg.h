@@ -54,6 +54,16 @@ struct cfg {
 
 	/* From the Downward API, when set. */
 	char *pod_name, *pod_namespace, *pod_uid, *container_name;
+
+	/*
+	 * Test-only compressed intervals (0: the production default), read
+	 * from LOCK_ARBITER_TEST_INTERVALS="identity=DUR,token=DUR" only in a
+	 * build configured with -Dtest_hooks=true; a release build ignores the
+	 * variable and says so, so no production configuration can set them.
+	 */
+	int64_t test_identity_every_us;
+	int64_t test_token_reread_us;
+	bool test_hooks_ignored; /* the variable was set in a build without hooks */
 };
 
 /* Paths the in-cluster defaults come from; tests may point them elsewhere. */

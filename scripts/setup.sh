@@ -43,6 +43,6 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if [[ ! -f $build/build.ninja ]]; then
-	meson setup "$build" -Dwerror=true "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
+	meson setup "$build" -Dwerror=true -Dtest_hooks=true "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
 fi
 ninja -C "$build" >"$log" 2>&1 || { cat "$log"; exit 1; }
