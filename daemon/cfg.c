@@ -500,7 +500,12 @@ int cfg_load(struct cfg *c, int argc, char **argv, FILE *err)
 
 	memset(c, 0, sizeof(*c));
 	build_longopts(lo);
-	optind = 1;
+	/*
+	 * 0, not 1: glibc then forgets the previous scan too, whose position
+	 * inside an argument ("-hV") would otherwise point into an argv that
+	 * may be gone by now (found by tests/fuzz/fuzz_cfg).
+	 */
+	optind = 0;
 	opterr = 0;
 	/* GNU getopt permutes, so options may follow the command ("check --json"). */
 	while ((ch = getopt_long(argc, argv, ":hV", lo, NULL)) != -1) {

@@ -287,6 +287,34 @@ static void help_and_version_skip_validation(void **state)
 	cfg_done(&c);
 }
 
+/*
+ * Fuzz finding (tests/fuzz/fuzz_cfg): a load that ended inside a cluster of
+ * short options ("-V") left getopt pointing into that argument, and the
+ * next load read it again, from memory the caller may have reused: here
+ * the bytes after it, turned into "-Vh", made the next load see --help.
+ */
+static void cfg_load_twice_forgets_the_previous_argv(void **state)
+{
+	char cluster[4] = "-V";
+	char *first[] = {(char *)"lock-arbiter", cluster, NULL};
+	char *second[] = {(char *)"lock-arbiter", (char *)"--database", (char *)"dbname=app", NULL};
+	FILE *err = fopen("/dev/null", "w");
+	struct cfg c;
+
+	(void)state;
+	assert_non_null(err);
+	assert_int_equal(cfg_load(&c, 2, first, err), 0);
+	assert_true(c.version);
+	cfg_done(&c);
+	memcpy(cluster, "-Vh", 4);
+	assert_int_equal(cfg_load(&c, 3, second, err), 0);
+	assert_false(c.help);
+	assert_false(c.version);
+	assert_int_equal(c.databases.n, 1);
+	cfg_done(&c);
+	fclose(err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +328,7 @@ int main(void)
 		cmocka_unit_test_setup(missing_value_and_unreadable_files, clean_env),
 		cmocka_unit_test_setup(help_lists_every_flag_and_variable, clean_env),
 		cmocka_unit_test_setup(help_and_version_skip_validation, clean_env),
+		cmocka_unit_test_setup(cfg_load_twice_forgets_the_previous_argv, clean_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
