@@ -528,10 +528,11 @@ int cfg_load(struct cfg *c, int argc, char **argv, FILE *err)
 		}
 	}
 	parse_mode(&r, c, argc, argv);
+	/* Help and version skip validation; what was already reported still counts. */
 	if (c->help || c->version) {
 		for (int i = 0; i < O_COUNT; i++)
 			list_free(&r.v[i]);
-		return 0;
+		return r.errors;
 	}
 	read_env(&r);
 	c->pod_name = dup_or_null(getenv("POD_NAME"));

@@ -315,6 +315,23 @@ static void cfg_load_twice_forgets_the_previous_argv(void **state)
 	fclose(err);
 }
 
+/*
+ * Fuzz finding (tests/fuzz/fuzz_cfg): with --help, a bad option was
+ * written to err but cfg_load returned 0, against its contract of one
+ * line per counted problem. Help still wins in main.
+ */
+static void help_with_a_bad_option_counts_the_problem(void **state)
+{
+	struct cfg c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(load(&c, err, sizeof(err), "-hT", NULL), 1);
+	assert_true(c.help);
+	assert_non_null(strstr(err, "unknown option"));
+	cfg_done(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +346,7 @@ int main(void)
 		cmocka_unit_test_setup(help_lists_every_flag_and_variable, clean_env),
 		cmocka_unit_test_setup(help_and_version_skip_validation, clean_env),
 		cmocka_unit_test_setup(cfg_load_twice_forgets_the_previous_argv, clean_env),
+		cmocka_unit_test_setup(help_with_a_bad_option_counts_the_problem, clean_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
