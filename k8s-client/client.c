@@ -789,14 +789,6 @@ static int request(struct k8s_client *k, const char *verb, const char *url, cons
 	return r;
 }
 
-/* What an error body says, when it is a Status. */
-struct status {
-	bool is_status;
-	bool not_found; /* reason NotFound, about the pod asked for */
-	char reason[64];
-	char message[256];
-};
-
 /* A member of obj; *dup is set when the key appears more than once. */
 static const cJSON *field(const cJSON *obj, const char *key, bool *dup)
 {
@@ -813,16 +805,16 @@ static const cJSON *field(const cJSON *obj, const char *key, bool *dup)
 }
 
 /*
- * Reads a Status body. not_found needs kind Status, reason NotFound, a
- * code of 404 when given, and details naming the pod asked for (name, and
- * kind "pods"), as kube-apiserver's NewNotFound always writes them. The
- * generic "the server could not find the requested resource" (a wrong path
- * or a proxy) has no such details and is not our pod gone.
+ * not_found needs kind Status, reason NotFound, a code of 404 when given,
+ * and details naming the pod asked for (name, and kind "pods"), as
+ * kube-apiserver's NewNotFound always writes them. The generic "the server
+ * could not find the requested resource" (a wrong path or a proxy) has no
+ * such details and is not our pod gone.
  */
-static void parse_status(const struct body *b, const char *name, struct status *st)
+void k8s_status_parse(const char *body, size_t len, const char *name, struct k8s_status *st)
 {
 	memset(st, 0, sizeof(*st));
-	cJSON *root = k8s_json_parse(b->buf, b->len);
+	cJSON *root = k8s_json_parse(body, len);
 	if (root == NULL)
 		return;
 	/* A key given twice could read differently elsewhere: never GONE then. */
@@ -867,10 +859,32 @@ static bool body_has_token(const struct k8s_client *k)
 	       memmem(k->body.buf, k->body.len, k->token, k->token_len) != NULL;
 }
 
+enum k8s_outcome k8s_status_result(long code, const char *body, size_t len, const char *name,
+                                   const char *ctype, struct k8s_result *res)
+{
+	struct k8s_status st;
+	k8s_status_parse(body, len, name, &st);
+	if (code == 404 && st.not_found) {
+		set_result(res, K8S_GONE, code, "NotFound", "%s", st.message);
+		return K8S_GONE;
+	}
+	if (st.is_status && st.reason[0] != '\0') {
+		set_result(res, K8S_UNKNOWN, code, st.reason, "%s", st.message);
+		return K8S_UNKNOWN;
+	}
+	/* The Content-Type is the server's text too: no control characters. */
+	char shown[65];
+	if (ctype == NULL)
+		ctype = "no Content-Type";
+	copy_text(shown, sizeof(shown), ctype, strlen(ctype));
+	set_result(res, K8S_UNKNOWN, code, "", "HTTP %ld without a Status body (%s)", code, shown);
+	snprintf(res->reason, sizeof(res->reason), "HTTP%ld", code);
+	return K8S_UNKNOWN;
+}
+
 /*
- * Fills res for a response that is not the success the caller wanted:
- * GONE only for the NotFound Status described above, UNKNOWN otherwise,
- * with the Status reason and message, or "HTTPnnn".
+ * Fills res for a response that is not the success the caller wanted,
+ * unless the body holds the token: then nothing of it is copied out.
  */
 static enum k8s_outcome status_result(struct k8s_client *k, long code, const char *name,
                                       struct k8s_result *res)
@@ -880,22 +894,9 @@ static enum k8s_outcome status_result(struct k8s_client *k, long code, const cha
 		snprintf(res->reason, sizeof(res->reason), "HTTP%ld", code);
 		return K8S_UNKNOWN;
 	}
-	struct status st;
-	parse_status(&k->body, name, &st);
-	if (code == 404 && st.not_found) {
-		set_result(res, K8S_GONE, code, "NotFound", "%s", st.message);
-		return K8S_GONE;
-	}
-	if (st.is_status && st.reason[0] != '\0') {
-		set_result(res, K8S_UNKNOWN, code, st.reason, "%s", st.message);
-		return K8S_UNKNOWN;
-	}
 	char *ctype = NULL;
 	curl_easy_getinfo(k->curl, CURLINFO_CONTENT_TYPE, &ctype);
-	set_result(res, K8S_UNKNOWN, code, "", "HTTP %ld without a Status body (%.64s)", code,
-	           ctype != NULL ? ctype : "no Content-Type");
-	snprintf(res->reason, sizeof(res->reason), "HTTP%ld", code);
-	return K8S_UNKNOWN;
+	return k8s_status_result(code, k->body.buf, k->body.len, name, ctype, res);
 }
 
 /*

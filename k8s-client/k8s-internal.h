@@ -49,6 +49,32 @@ int k8s_pod_from_json(const cJSON *obj, bool list_item, struct k8s_pod *out, cha
 int k8s_pod_list_parse(const char *json, size_t len, struct k8s_pod **pods, size_t *n, char *err,
                        size_t cap);
 
+/* What an error body says, when it is a Status. */
+struct k8s_status {
+	bool is_status;
+	bool not_found; /* reason NotFound, about the pod asked for (name) */
+	char reason[64];
+	char message[256];
+};
+
+/*
+ * Reads an error body of len bytes (no NUL needed) as a Status; name is
+ * the pod asked for, NULL for a list. Control characters of the reason and
+ * message become '?'. Anything that is not a Status leaves *st zeroed.
+ */
+void k8s_status_parse(const char *body, size_t len, const char *name, struct k8s_status *st);
+
+/*
+ * Maps an HTTP answer that is not the success asked for to an outcome and
+ * fills res: GONE only for a 404 whose Status is NotFound about name;
+ * otherwise UNKNOWN, with the Status reason and message, or reason
+ * "HTTPnnn" and a message naming ctype (the Content-Type, may be NULL).
+ * The transport (client.c) withholds a body that holds the token before
+ * it gets here.
+ */
+enum k8s_outcome k8s_status_result(long code, const char *body, size_t len, const char *name,
+                                   const char *ctype, struct k8s_result *res);
+
 /*
  * Parses JSON text of exactly len bytes (no NUL needed, only whitespace
  * allowed after the value). NULL when it is not one JSON value.
