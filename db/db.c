@@ -121,30 +121,23 @@ static void db_seterr_conn(char *err, size_t cap, const char *what, const PGconn
 /*
  * Parse errors of PQconninfoParse quote the offending part of the input
  * (for a URL with a bad percent escape, the whole user:password token), so
- * every double-quoted stretch is replaced before the message leaves us.
+ * everything from the first double quote to the last is replaced before
+ * the message leaves us. Not quote by quote: the quoted input may itself
+ * hold a quote, which would end the hiding early and show the rest.
  */
 static void db_seterr_redacted(char *err, size_t cap, const char *what, const char *msg)
 {
-	char buf[512];
-	size_t w = 0;
-	bool quoted = false;
+	const char *first = msg != NULL ? strchr(msg, '"') : NULL;
+	const char *last = first != NULL ? strrchr(msg, '"') : NULL;
 
-	for (size_t r = 0; msg != NULL && msg[r] != '\0' && w + 4 < sizeof buf; r++) {
-		if (msg[r] == '"') {
-			if (!quoted) {
-				memcpy(buf + w, "\"...", 4);
-				w += 4;
-			} else {
-				buf[w++] = '"';
-			}
-			quoted = !quoted;
-			continue;
-		}
-		if (!quoted)
-			buf[w++] = msg[r];
-	}
-	buf[w] = '\0';
-	db_seterr(err, cap, "%s: %s", what, w > 0 ? buf : "does not parse");
+	if (msg == NULL || msg[0] == '\0')
+		db_seterr(err, cap, "%s: does not parse", what);
+	else if (first == NULL)
+		db_seterr(err, cap, "%s: %.200s", what, msg);
+	else /* a lone quote hides the rest of the message */
+		db_seterr(err, cap, "%s: %.*s\"...\"%.200s", what,
+		          first - msg < 200 ? (int)(first - msg) : 200, msg,
+		          last > first ? last + 1 : "");
 }
 
 static char *db_strdup(const char *s)

@@ -308,6 +308,20 @@ static void test_label(void **state)
 	db_free(NULL);
 }
 
+/*
+ * Fuzz finding (tests/fuzz/fuzz_db): a password holding a double quote
+ * ended the hiding of the quoted token early, and the parse error showed
+ * the rest of the password.
+ */
+static void test_parse_error_hides_a_password_with_a_quote(void **state)
+{
+	(void)state;
+	assert_null(db_new("postgresql://alice:ab\"s3cretpart%zz@h/db", NULL, g_err, sizeof g_err));
+	assert_true(g_err[0] != '\0');
+	assert_null(strstr(g_err, "s3cret"));
+	assert_null(strstr(g_err, "part"));
+}
+
 /* ---- discovery ------------------------------------------------------------- */
 
 static void test_discover(void **state)
@@ -1093,6 +1107,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_label),    cmocka_unit_test(test_discover),
+	    cmocka_unit_test(test_parse_error_hides_a_password_with_a_quote),
 	    cmocka_unit_test(test_poll),     cmocka_unit_test(test_timezone),
 	    cmocka_unit_test(test_release),  cmocka_unit_test(test_leader),
 	    cmocka_unit_test(test_vanished), cmocka_unit_test(test_deadline),
