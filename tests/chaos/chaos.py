@@ -1,0 +1,1260 @@
+#!/usr/bin/python3
+"""Randomized, model-based chaos simulation of lock-arbiter (issue 9, part 2).
+
+The real binary (two instances at once), a real PostgreSQL 15 (several
+databases, schema-per-tenant lock tables added and dropped, restarts) and the
+simulated Kubernetes API (k8s_sim: pods created, restarted, crash-looping,
+finished, deleted, recreated under the same name, API faults, token rotation).
+
+A generator plays simulated Liquibase runs ("episodes": one lock held by one
+simulated holder process, from take to release) in parallel across lock
+tables. It knows the ground truth: the holder is the container instance that
+took the lock, and the generator itself ends that process (pod deleted or
+replaced, container restarted or crash-looping, pod phase Succeeded/Failed,
+init container stopped). A pod whose deletion is in progress is alive.
+
+An AFTER UPDATE trigger on every lock table writes each change, with
+clock_timestamp() and the session's application_name, to public.chaos_audit,
+so every release the arbiters make is known exactly, on the same clock as the
+generator's (local wall time: same machine). The oracle checks:
+
+  - no arbiter release while the holder may still be alive (zero tolerance);
+  - every orphan whose death the API shows, and that the arbiter has what it
+    needs to judge (a resolvable holder; no sidecar alive since before the
+    grant with an unknown holder container; a death not within the grant's
+    second), is released within --bound seconds of the moment the death is
+    visible (the death, or the end of an API fault, database outage or arbiter
+    restart that overlapped it, plus the clients' documented backoff);
+  - no arbiter ever exits except when the simulation stops it on purpose
+    (SIGTERM, which must then exit 0).
+
+Seeded: every episode's plan comes from random.Random("SEED:slot:k") and the
+global chaos from random.Random("SEED:chaos"). Every action is written with
+its time to history.jsonl; --replay FILE executes the same actions at the same
+offsets (timing nondeterminism of the processes aside) and checks again.
+
+    chaos.py --episodes 5000 --seed 42
+    chaos.py --replay /tmp/lock-arbiter-chaos-42-XXXX/history.jsonl
+"""
+
+import argparse
+import heapq
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "k8s_sim"))
+
+from pgserver import PgServer, quote_ident, quote_literal  # noqa: E402
+from simctl import Sim, SimError  # noqa: E402
+import arbiter_proc  # noqa: E402
+
+HOLDER_NS = ("a", "b")
+OTHER_NS = "c"  # a namespace the arbiters are not told about
+TABLE = "databasechangeloglock"
+APP_HOLDER = "chaos-liquibase"
+APP_OPERATOR = "chaos-operator"
+
+# Arbiter settings: polls every 100 ms; the simulator writes container and pod
+# times in whole seconds, so a death later than the grant's second plus the
+# skew is what the API can show. Orphans the bound applies to die at least
+# MIN_PROVABLE_DEATH after the grant.
+POLL = "100ms"
+SKEW = "200ms"
+MIN_AGE = "300ms"
+MIN_PROVABLE_DEATH = 2.3
+
+# Allowances after a disruption ends, from the clients' documented backoff:
+# the Kubernetes client backs off up to 10 s after outage answers, and a hung
+# request costs its 5 s timeout; the database reconnect backs off up to 15 s.
+API_BACKOFF_MAX = 10.0
+API_REQUEST_TIMEOUT = 5.0
+DB_BACKOFF_MAX = 15.0
+
+FAULTS = [
+    ("status", {"code": 500}),
+    ("status", {"code": 503}),
+    ("status", {"code": 429, "retry_after": 1}),
+    ("forbidden", {}),
+    ("unauthorized", {}),
+    ("hang", {}),
+    ("latency", {"ms": 1500}),
+    ("malformed", {"variant": "truncated"}),
+    ("malformed", {"variant": "wrong_types"}),
+    ("malformed", {"variant": "not_json"}),
+    ("oversized", {}),
+    ("reset", {"mode": "rst"}),
+    ("reset", {"mode": "close"}),
+    ("expired", {}),
+]
+
+
+def now():
+    return time.time()
+
+
+def pct(values, p):
+    if not values:
+        return None
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, int(round(p / 100.0 * (len(s) - 1)))))
+    return s[k]
+
+
+# -- the world: PostgreSQL, the simulated API, the arbiters -------------------------
+
+class World:
+    def __init__(self, cfg, workdir):
+        self.cfg = cfg
+        self.workdir = workdir
+        self.pg = PgServer()
+        self.sim = None
+        self.arbiters = {}
+        self.all_arbiters = []
+        self.arbiter_logs = {}
+        self.arb_generation = {}
+        self.expected_down = set()
+        self.unexpected_exits = []
+        self.shutdowns = []
+        self.dbs = ["chaos%d" % i for i in range(cfg["databases"])]
+
+    def start(self):
+        self.pg.start()
+        self.sim = Sim(os.path.join(self.workdir, "sim"), namespaces=list(HOLDER_NS) + [OTHER_NS])
+        self.sim.start()
+        for db in self.dbs:
+            self.pg.create_database(db)
+            self.psql(db, AUDIT_SQL, app=APP_OPERATOR)
+        self.crash_hook = None
+
+    def psql(self, db, sql, app=APP_HOLDER, timeout=15):
+        env = self.pg._client_env()
+        env["PGAPPNAME"] = app
+        out = subprocess.run(
+            [self.pg._bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-h", self.pg.host, "-p", str(self.pg.port), "-U", self.pg.user, "-d", db,
+             "-c", sql], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=timeout, check=False)
+        if out.returncode != 0:
+            raise RuntimeError("psql %s: %s" % (db, out.stderr.strip()[:300]))
+        return out.stdout
+
+    def arbiter_args(self, name):
+        args = ["run", "--poll-interval", POLL, "--clock-skew", SKEW, "--min-lock-age", MIN_AGE,
+                "--kube-api", self.sim.url, "--kube-token-file", self.sim.token_file,
+                "--kube-ca-file", self.sim.ca, "--listen", "127.0.0.1:0"]
+        for ns in HOLDER_NS:
+            args += ["--holder-namespace", ns]
+        for db in self.dbs:
+            # The audit tells the two arbiters apart by application_name.
+            args += ["--database", self.pg.dsn(db) + "?application_name=lock-arbiter-" + name]
+        return args
+
+    def start_arbiter(self, name):
+        gen = self.arb_generation.get(name, 0) + 1
+        self.arb_generation[name] = gen
+        a = arbiter_proc.Arbiter(self.arbiter_args(name), name="arbiter-%s.%d" % (name, gen))
+        a.start()
+        self.arbiters[name] = a
+        self.all_arbiters.append(a)
+        self.expected_down.discard(name)
+
+    def check_arbiters(self):
+        """Records any arbiter that exited without being asked, and restarts it
+        so that the run goes on (the run fails at the end)."""
+        for name, a in list(self.arbiters.items()):
+            rc = a.proc.poll()
+            if rc is not None and name not in self.expected_down:
+                self.unexpected_exits.append({
+                    "arbiter": a.name, "time": now(), "exit": rc,
+                    "log_tail": "\n".join(a.lines[-60:])})
+                self.save_log(a)
+                if self.crash_hook:
+                    self.crash_hook(name)
+                self.start_arbiter(name)
+
+    def stop_arbiter(self, name, timeout=10.0):
+        """A deliberate SIGTERM: must exit 0 (DESIGN.md section 9: within 2 s)."""
+        a = self.arbiters[name]
+        self.expected_down.add(name)
+        t0 = time.monotonic()
+        try:
+            rc = a.stop(signal.SIGTERM, timeout=timeout)
+        except AssertionError:
+            rc = "timeout"
+        took = time.monotonic() - t0
+        self.shutdowns.append({"arbiter": a.name, "exit": rc, "seconds": round(took, 3)})
+        if rc != 0:
+            self.unexpected_exits.append({
+                "arbiter": a.name, "time": now(), "exit": rc,
+                "what": "SIGTERM did not end in exit 0 within %.0f s" % timeout,
+                "log_tail": "\n".join(a.lines[-60:])})
+        self.save_log(a)
+
+    def save_log(self, a):
+        path = os.path.join(self.workdir, a.name + ".log")
+        with open(path, "w") as f:
+            f.write(a.log_text() + "\n")
+        self.arbiter_logs[a.name] = path
+
+    def stop(self):
+        for name, a in self.arbiters.items():
+            if a.proc.poll() is None:
+                self.stop_arbiter(name)
+        for a in self.all_arbiters:
+            self.save_log(a)
+        if self.sim:
+            self.sim.stop()
+        self.pg.cleanup()
+
+
+AUDIT_SQL = r"""
+CREATE TABLE IF NOT EXISTS public.chaos_audit (
+  id bigserial PRIMARY KEY, ts double precision, app text, sch text, tbl text,
+  old_by text, old_granted text, old_locked boolean, new_locked boolean, new_by text);
+CREATE OR REPLACE FUNCTION public.chaos_audit_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.chaos_audit (ts, app, sch, tbl, old_by, old_granted, old_locked,
+                                  new_locked, new_by)
+  VALUES (extract(epoch FROM clock_timestamp()), current_setting('application_name'),
+          TG_TABLE_SCHEMA, TG_TABLE_NAME, OLD.lockedby,
+          to_char(OLD.lockgranted, 'YYYY-MM-DD HH24:MI:SS.US'), OLD.locked, NEW.locked,
+          NEW.lockedby);
+  RETURN NULL;
+END $$;
+"""
+
+
+def lock_table_sql(schema):
+    qs = quote_ident(schema)
+    qt = qs + "." + quote_ident(TABLE)
+    return ("CREATE SCHEMA IF NOT EXISTS %s;"
+            " CREATE TABLE %s (id INTEGER NOT NULL, locked BOOLEAN NOT NULL,"
+            " lockgranted TIMESTAMP WITHOUT TIME ZONE, lockedby VARCHAR(255),"
+            " CONSTRAINT %s PRIMARY KEY (id));"
+            " INSERT INTO %s VALUES (1, FALSE, NULL, NULL);"
+            " CREATE TRIGGER chaos_audit AFTER UPDATE ON %s FOR EACH ROW"
+            " EXECUTE FUNCTION public.chaos_audit_fn();"
+            % (qs, qt, quote_ident(TABLE + "_pkey"), qt, qt))
+
+
+# -- actions: executed in generation and in replay alike ----------------------------
+
+class Executor:
+    """Executes one primitive action against the world, records it in the
+    history with the wall-clock times around it, and tells the oracle."""
+
+    def __init__(self, world, oracle, history, t0):
+        self.w = world
+        self.oracle = oracle
+        self.history = history
+        self.t0 = t0
+        self.faults_active = None
+
+    def do(self, op, **kw):
+        rec = dict(op=op, **kw)
+        lo = now()
+        ok, result = True, None
+        try:
+            result = getattr(self, "op_" + op)(**kw)
+        except (SimError, RuntimeError, subprocess.SubprocessError, OSError) as e:
+            ok, result = False, str(e)[:300]
+        hi = now()
+        rec["t"] = round(lo - self.t0, 4)
+        rec["ok"] = ok
+        if not ok:
+            rec["error"] = result
+        out = dict(rec)
+        out["dur"] = round(hi - lo, 4)
+        self.history.write(json.dumps(out, sort_keys=True) + "\n")
+        self.oracle.observe(rec, lo, hi, result)
+        return ok, result
+
+    # pods
+    def op_create_pod(self, ns, name, desc):
+        return self.w.sim.create_pod(name, ns, **desc)
+
+    def op_delete_pod(self, ns, name, kills=None):
+        return self.w.sim.delete_pod(ns, name)
+
+    def op_recreate_pod(self, ns, name, overrides, kills=None):
+        return self.w.sim.recreate_pod(ns, name, **overrides)
+
+    def op_restart(self, ns, name, container, crashloop=False, kills=None):
+        return self.w.sim.restart(ns, name, container, crashloop=crashloop)
+
+    def op_stop_container(self, ns, name, container, exit_code=1, kills=None):
+        return self.w.sim.stop_container(ns, name, container, exit_code=exit_code)
+
+    def op_start_container(self, ns, name, container):
+        return self.w.sim.start_container(ns, name, container)
+
+    def op_phase(self, ns, name, phase, kills=None):
+        return self.w.sim.set_phase(ns, name, phase)
+
+    def op_deleting(self, ns, name, grace=30):
+        return self.w.sim.mark_deleting(ns, name, grace=grace)
+
+    # locks
+    def op_take(self, ep, db, schema, lockedby, truth):
+        qt = quote_ident(schema) + "." + quote_ident(TABLE)
+        out = self.w.psql(db, "UPDATE %s SET locked = TRUE, lockedby = %s,"
+                          " lockgranted = LOCALTIMESTAMP WHERE id = 1 AND NOT locked"
+                          " RETURNING to_char(lockgranted, 'YYYY-MM-DD HH24:MI:SS.US')"
+                          % (qt, quote_literal(lockedby))).strip()
+        if not out:
+            raise RuntimeError("lock not free")
+        return out
+
+    def op_unlock(self, ep, db, schema, lockedby, who):
+        qt = quote_ident(schema) + "." + quote_ident(TABLE)
+        granted = self.oracle.granted_of(ep)
+        cond = " AND lockgranted = %s::timestamp" % quote_literal(granted) if granted else ""
+        return self.w.psql(db, "UPDATE %s SET locked = FALSE, lockgranted = NULL,"
+                           " lockedby = NULL WHERE id = 1 AND locked AND lockedby = %s%s"
+                           " RETURNING 1" % (qt, quote_literal(lockedby), cond),
+                           app=APP_HOLDER if who == "holder" else APP_OPERATOR).strip() == "1"
+
+    def op_ep_end(self, ep):
+        return None
+
+    def op_ep_void(self, ep):
+        return None
+
+    # schemas
+    def op_schema_create(self, db, schema):
+        return self.w.psql(db, lock_table_sql(schema), app=APP_OPERATOR)
+
+    def op_schema_drop(self, db, schema):
+        return self.w.psql(db, "DROP SCHEMA IF EXISTS %s CASCADE" % quote_ident(schema),
+                           app=APP_OPERATOR)
+
+    # global chaos
+    def op_fault_add(self, type, spec):
+        return self.w.sim.add_fault(type, **spec)
+
+    def op_fault_clear(self):
+        self.w.sim.clear_faults()
+        return self.w.sim.release_hangs()
+
+    def op_watches(self, what):
+        if what == "expire":
+            return self.w.sim.expire_watches()
+        if what == "compact":
+            return self.w.sim.compact()
+        return self.w.sim.close_watches(what)
+
+    def op_rotate(self, token):
+        self.w.sim.rotate_token(token)
+
+    def op_pg_stop(self, mode):
+        self.w.pg.stop(mode)
+
+    def op_pg_start(self):
+        self.w.pg.start()
+
+    def op_arbiter_stop(self, name):
+        self.w.stop_arbiter(name)
+
+    def op_arbiter_start(self, name):
+        self.w.start_arbiter(name)
+
+    def op_arbiters_start(self):
+        for name in ("A", "B"):
+            self.w.start_arbiter(name)
+
+
+# -- the oracle ------------------------------------------------------------------------
+
+class Oracle:
+    """Ground truth per episode, every lock change from the audit, and the
+    disruption windows; judges at the end (and on the fly for false releases)."""
+
+    def __init__(self, world, bound):
+        self.w = world
+        self.bound = bound
+        self.eps = {}
+        self.by_key = {}
+        self.audit_pos = {}
+        self.windows = []  # (kind, start, end_with_allowance, db or None)
+        self.open = {}  # kind -> start
+        self.pod_life = {}  # (ns, name) -> [[created, deleted or None]]
+        self.false_releases = []
+        self.foreign_releases = []
+        self.verdicts = {}
+        world.crash_hook = self.on_crash
+
+    def on_crash(self, name):
+        """An arbiter that died lost what it saw; until both are back (and
+        the backoff allowance), the bound cannot be held against it."""
+        t = now()
+        self.windows.append(("crash", t - 1.0, t + 3.0, None))
+
+    # ground truth from the actions
+    def observe(self, rec, lo, hi, result):
+        op = rec["op"]
+        ok = rec["ok"]
+        if op == "take":
+            ep = self.eps.setdefault(rec["ep"], {"id": rec["ep"]})
+            ep.update(rec["truth"], db=rec["db"], schema=rec["schema"],
+                      lockedby=rec["lockedby"], take_lo=lo, take_hi=hi)
+            if ok:
+                ep["granted"] = result
+                self.by_key[(rec["db"], rec["schema"], rec["lockedby"], result)] = ep["id"]
+            else:
+                ep["void"] = True
+        elif op in ("ep_end", "ep_void"):
+            ep = self.eps.setdefault(rec["ep"], {"id": rec["ep"]})
+            ep["end"] = hi
+        elif op == "unlock":
+            ep = self.eps.get(rec["ep"])
+            if ep is not None and ok and result:
+                ep.setdefault("unlocked_by", rec["who"])
+        if rec.get("kills") is not None and ok:
+            ep = self.eps.get(rec["kills"])
+            if ep is not None and "death_lo" not in ep:
+                ep["death_lo"], ep["death_hi"], ep["death_op"] = lo, hi, op
+        if op in ("create_pod", "recreate_pod") and ok:
+            life = self.pod_life.setdefault((rec["ns"], rec["name"]), [])
+            if op == "recreate_pod" and life and life[-1][1] is None:
+                life[-1][1] = lo
+            life.append([lo, None])
+        if op == "delete_pod" and ok:
+            life = self.pod_life.get((rec["ns"], rec["name"]))
+            if life and life[-1][1] is None:
+                life[-1][1] = hi
+        # Disruption windows, with the clients' backoff allowance added at the end.
+        if op == "fault_add" and ok:
+            self.open.setdefault("api", (lo, rec["type"]))
+        elif op == "fault_clear" and "api" in self.open:
+            start, ftype = self.open.pop("api")
+            extra = min(API_BACKOFF_MAX, 2 * (hi - start) + 1)
+            if ftype in ("hang", "latency"):
+                extra += API_REQUEST_TIMEOUT
+            self.windows.append(("api", start, hi + extra, None))
+        elif op == "pg_stop":
+            self.open.setdefault("db", lo)
+        elif op == "pg_start" and "db" in self.open:
+            start = self.open.pop("db")
+            self.windows.append(("db", start, hi + min(DB_BACKOFF_MAX, 2 * (hi - start) + 1),
+                                 None))
+        elif op == "arbiter_stop":
+            self.open["arb-" + rec["name"]] = lo
+        elif op == "arbiter_start" and ("arb-" + rec["name"]) in self.open:
+            start = self.open.pop("arb-" + rec["name"])
+            self.windows.append(("arbiter", start, hi + 2.0, None))
+        elif op == "rotate":
+            self.windows.append(("token", lo, hi + 2.0, None))
+
+    def granted_of(self, epid):
+        ep = self.eps.get(epid)
+        return ep.get("granted") if ep else None
+
+    # the audit
+    def poll_audit(self):
+        for db in self.w.dbs:
+            pos = self.audit_pos.get(db, 0)
+            try:
+                out = self.w.psql(db, "SELECT coalesce(json_agg(a ORDER BY id), '[]') FROM"
+                                  " (SELECT * FROM public.chaos_audit WHERE id > %d"
+                                  " ORDER BY id LIMIT 2000) a" % pos, app=APP_OPERATOR,
+                                  timeout=10)
+            except (RuntimeError, subprocess.SubprocessError):
+                continue  # the database is restarting: read it next time
+            for row in json.loads(out):
+                self.audit_pos[db] = max(self.audit_pos.get(db, 0), row["id"])
+                self.on_audit(db, row)
+
+    def on_audit(self, db, row):
+        if not (row["old_locked"] and not row["new_locked"]):
+            return
+        epid = self.by_key.get((db, row["sch"], row["old_by"], row["old_granted"]))
+        app = row["app"] or ""
+        if epid is None:
+            if app.startswith("lock-arbiter"):
+                self.foreign_releases.append(dict(row, db=db))
+            return
+        ep = self.eps[epid]
+        if app.startswith("lock-arbiter"):
+            ep["released_at"] = row["ts"]
+            ep["released_by"] = app
+            ep["release_verdict"] = self.last_verdict(db, row["sch"])
+            dlo = ep.get("death_lo")
+            if dlo is None or row["ts"] < dlo:
+                ep["false_release"] = True
+                self.false_releases.append(epid)
+        else:
+            ep.setdefault("freed_at", row["ts"])
+
+    def last_verdict(self, db, schema):
+        label = "%s:%d/%s" % (self.w.pg.host, self.w.pg.port, db)
+        best = None
+        for a in reversed(self.w.all_arbiters):
+            for r in reversed(a.records[-400:]):
+                if r.get("database") == label and r.get("schema") == schema and (
+                        r.get("msg") in ("verdict", "lock released")):
+                    best = "%s %s: %s" % (a.name, r.get("reason") or r.get("rule"),
+                                          r.get("explanation") or r.get("evidence"))
+                    break
+            if best:
+                break
+        return best
+
+    # the bound
+    def visible_from(self, ep):
+        """The death, or the end (with backoff allowance) of every disruption
+        under way at that moment."""
+        v = ep["death_hi"]
+        changed = True
+        while changed:
+            changed = False
+            for kind, start, end, db in self.windows + self.open_windows():
+                if start <= v < end:
+                    v, changed = end, True
+        return v
+
+    def release_deadline(self, ep):
+        """visible_from + bound, pushed past any disruption that begins before
+        that deadline (its end with allowance, plus the bound again)."""
+        v = self.visible_from(ep)
+        d = v + self.bound
+        changed = True
+        while changed:
+            changed = False
+            for kind, start, end, db in self.windows + self.open_windows():
+                if v <= start < d and end + self.bound > d:
+                    d, changed = end + self.bound, True
+        return d
+
+    def undisturbed(self, ep, until):
+        lo = ep["death_lo"]
+        return not any(start < until and end > lo
+                       for kind, start, end, db in self.windows + self.open_windows())
+
+    def open_windows(self):
+        out = []
+        for kind, val in self.open.items():
+            start = val[0] if isinstance(val, tuple) else val
+            out.append((kind, start, now() + 1e6, None))
+        return out
+
+    def disrupted(self, ep):
+        """Disruptions that can legitimately keep a provable orphan for good:
+        the database or an arbiter away between the grant and the death can
+        lose first_seen (container rules) or never see a HOST holder alive."""
+        lo, hi = ep["take_lo"], ep["death_hi"]
+        for kind, start, end, db in self.windows + self.open_windows():
+            if start > hi or end < lo:
+                continue
+            if kind in ("db", "crash") and (ep["rule"] in ("container", "host_gone")):
+                return kind
+            if kind in ("api", "arbiter", "token") and ep["rule"] == "host_gone":
+                return kind
+        return None
+
+    def ambiguous(self, ep):
+        """A HOST (ADDR) holder whose ADDR is not its pod IP, while a pod of the
+        same name lived in the other holder namespace: the chooser must keep."""
+        if ep.get("form") != "host_otheraddr":
+            return False
+        lo, hi = ep["take_lo"], ep.get("end") or now()
+        for ns in HOLDER_NS:
+            if ns == ep["ns"]:
+                continue
+            for c, d in self.pod_life.get((ns, ep["pod"]), []):
+                if c <= hi and (d is None or d >= lo):
+                    return True
+        return False
+
+    def expects_release(self, ep):
+        """None when the bound applies, else why the orphan may be kept."""
+        if ep.get("void") or "death_lo" not in ep or ep.get("unlocked_by") == "holder":
+            return "not an orphan"
+        if ep.get("cls") != "B":
+            return ep.get("why_c") or "class C"
+        if ep["death_lo"] - ep["take_hi"] < MIN_PROVABLE_DEATH - 0.1:
+            return "death too close to the grant"
+        if self.ambiguous(ep):
+            return "ambiguous candidates"
+        d = self.disrupted(ep)
+        if d:
+            return "disrupted by %s" % d
+        return None
+
+    def deadline(self, ep):
+        """Generation: when to stop waiting for the arbiter (None: keep waiting)."""
+        if self.expects_release(ep) is not None:
+            return ep["death_hi"] + 3.0
+        if self.open:
+            return None
+        return self.release_deadline(ep) + 0.5
+
+    # final judgement
+    def judge(self):
+        res = {"episodes": 0, "void": 0, "finished_by_holder": 0, "orphans": 0,
+               "bound_class": 0, "released": 0, "released_bound_class": 0,
+               "released_other": 0, "kept_legit": 0, "missed": [], "false": [],
+               "delays": [], "delays_undisturbed": [], "delays_visible": [],
+               "kept_reasons": {}, "rules": {}}
+        for ep in self.eps.values():
+            if "take_lo" not in ep:
+                continue
+            if ep.get("void"):
+                res["void"] += 1
+                continue
+            res["episodes"] += 1
+            if ep.get("false_release"):
+                res["false"].append(ep)
+            if "released_at" in ep:
+                res["released"] += 1
+            if "death_lo" not in ep:
+                res["finished_by_holder"] += 1
+                continue
+            res["orphans"] += 1
+            why = self.expects_release(ep)
+            if why is None:
+                res["bound_class"] += 1
+                vis = self.visible_from(ep)
+                rel = ep.get("released_at")
+                if rel is not None and rel <= self.release_deadline(ep):
+                    res["released_bound_class"] += 1
+                    delay = max(0.0, rel - ep["death_hi"])
+                    res["delays"].append(delay)
+                    res["delays_visible"].append(max(0.0, rel - vis))
+                    if self.undisturbed(ep, rel):
+                        res["delays_undisturbed"].append(delay)
+                    res["rules"][ep["death_op"]] = res["rules"].get(ep["death_op"], 0) + 1
+                else:
+                    ep["visible_from"] = vis
+                    ep["deadline"] = self.release_deadline(ep)
+                    res["missed"].append(ep)
+            else:
+                if "released_at" in ep:
+                    res["released_other"] += 1
+                else:
+                    res["kept_legit"] += 1
+                    res["kept_reasons"][why] = res["kept_reasons"].get(why, 0) + 1
+        return res
+
+
+# -- the generator --------------------------------------------------------------------
+
+NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+class Slot:
+    def __init__(self, idx, db, schema):
+        self.idx = idx
+        self.db = db
+        self.schema = schema
+        self.k = 0
+        self.last_name = None
+
+
+class Generator:
+    """Plays episodes on every slot (one lock table each) and the global chaos."""
+
+    def __init__(self, cfg, world, ex, oracle):
+        self.cfg = cfg
+        self.w = world
+        self.ex = ex
+        self.oracle = oracle
+        self.seed = cfg["seed"]
+        self.slots = []
+        self.in_use = set()  # (ns, name) of pods owned by a running episode
+        self.ip_counter = 0
+        self.schema_counter = 0
+        self.started = 0
+        self.tasks = []  # heap of (time, seq, generator)
+        self.seq = 0
+        self.chaos_rng = random.Random("%s:chaos" % self.seed)
+
+    def setup(self):
+        i = 0
+        for db in self.w.dbs:
+            for s in range(self.cfg["slots_per_db"]):
+                schema = "public" if s == 0 else self.new_schema_name()
+                ok, err = self.ex.do("schema_create", db=db, schema=schema)
+                if not ok:
+                    raise RuntimeError(err)
+                self.slots.append(Slot(i, db, schema))
+                i += 1
+
+    def new_schema_name(self):
+        self.schema_counter += 1
+        return "tenant_%d" % self.schema_counter
+
+    def new_ip(self):
+        self.ip_counter += 1
+        n = self.ip_counter
+        return "10.244.%d.%d" % ((n // 250) % 250, n % 250 + 1)
+
+    def spawn(self, gen, delay=0.0):
+        self.seq += 1
+        heapq.heappush(self.tasks, (time.monotonic() + delay, self.seq, gen))
+
+    def run(self, deadline_s):
+        for slot in self.slots:
+            self.spawn(self.slot_loop(slot), delay=slot.idx * 0.05)
+        self.spawn(self.chaos_loop(), delay=2.0)
+        last_audit = 0.0
+        hard_end = time.monotonic() + deadline_s
+        while self.tasks:
+            t, _, gen = self.tasks[0]
+            mono = time.monotonic()
+            if mono - last_audit > 0.25:
+                self.oracle.poll_audit()
+                self.w.check_arbiters()
+                last_audit = time.monotonic()
+                continue
+            if mono >= hard_end:
+                print("chaos: time budget exhausted with %d tasks left" % len(self.tasks),
+                      flush=True)
+                break
+            if t > mono:
+                time.sleep(min(t - mono, 0.05))
+                continue
+            heapq.heappop(self.tasks)
+            try:
+                delay = next(gen)
+            except StopIteration:
+                continue
+            if delay is not None:
+                self.spawn(gen, delay)
+
+    def done(self):
+        return self.started >= self.cfg["episodes"]
+
+    # one lock table: episodes one after another
+    def slot_loop(self, slot):
+        while not self.done():
+            self.started += 1
+            slot.k += 1
+            rng = random.Random("%s:%d:%d" % (self.seed, slot.idx, slot.k))
+            yield from self.episode(slot, rng, "%d.%d" % (slot.idx, slot.k))
+            # Schema churn: a tenant's lock table dropped and another created.
+            if slot.schema != "public" and rng.random() < self.cfg["schema_churn"]:
+                yield from self.retry("schema_drop", db=slot.db, schema=slot.schema)
+                slot.schema = self.new_schema_name()
+                yield from self.retry("schema_create", db=slot.db, schema=slot.schema)
+                # A new service's first migration: the lock right after the table.
+                yield rng.choice([0.0, 0.05, 0.3, 1.0])
+            else:
+                yield rng.uniform(0.05, 0.6)
+
+    def pick_pod(self, rng, slot, ns):
+        for _ in range(20):
+            if slot.last_name and rng.random() < 0.3:
+                name = slot.last_name
+            else:
+                fam = rng.choice(["web", "sts", "orders", "payments", "migrate"])
+                if fam in ("web", "sts"):
+                    name = "%s-%d" % (fam, rng.randrange(4))
+                elif fam == "migrate":
+                    name = "migrate-%d-%s" % (rng.randrange(5), "".join(
+                        rng.choice(NAME_CHARS) for _ in range(5)))
+                else:
+                    name = "%s-7d9f8c6b5-%s" % (fam, "".join(
+                        rng.choice(NAME_CHARS[:4]) for _ in range(5)))
+            if (ns, name) not in self.in_use:
+                return name
+        return None
+
+    def episode(self, slot, rng, epid):
+        # -- the holder's pod
+        ns = OTHER_NS if rng.random() < 0.04 else rng.choice(HOLDER_NS)
+        name = self.pick_pod(rng, slot, ns)
+        if name is None:
+            yield 0.2
+            return
+        slot.last_name = name
+        owned = [(ns, name)]
+        self.in_use.add((ns, name))
+        layout = rng.choices(["single", "sidecar", "native_sidecar", "init_holder", "job"],
+                             [35, 20, 15, 15, 15])[0]
+        holder = {"init_holder": "migrate", "job": "migrate"}.get(layout, "app")
+        known = rng.random() < 0.5
+        ip = self.new_ip()
+        desc = {"podIP": ip}
+        if layout == "single":
+            desc["containers"] = ["app"]
+        elif layout == "sidecar":
+            desc["containers"] = ["app", "istio-proxy"]
+        elif layout == "native_sidecar":
+            desc["containers"] = ["app"]
+            desc["initContainers"] = [{"name": "istio-proxy", "restartPolicy": "Always"}]
+        elif layout == "init_holder":
+            desc["initContainers"] = [{"name": "migrate", "state": "running"}]
+            desc["containers"] = [{"name": "app", "state": "waiting"}]
+            desc["phase"] = "Pending"
+        else:
+            desc["containers"] = ["migrate"]
+            desc["restartPolicy"] = "Never"
+            desc["labels"] = {"job-name": name.rsplit("-", 1)[0]}
+        if known:
+            desc["holderContainer"] = holder
+        ok, _ = self.ex.do("create_pod", ns=ns, name=name, desc=desc)
+        if not ok:
+            self.in_use.discard((ns, name))
+            return
+        # -- a pod of the same name in the other holder namespace
+        decoy = None
+        other = [n for n in HOLDER_NS if n != ns][0] if ns in HOLDER_NS else rng.choice(HOLDER_NS)
+        if rng.random() < 0.35 and (other, name) not in self.in_use:
+            self.in_use.add((other, name))
+            ok, _ = self.ex.do("create_pod", ns=other, name=name,
+                               desc={"podIP": self.new_ip(), "containers": ["app"]})
+            if ok:
+                decoy = other
+                owned.append((other, name))
+            else:
+                self.in_use.discard((other, name))
+        # -- LOCKEDBY
+        forms = ["nspod", "host", "host_desc", "host_otheraddr"]
+        weights = [40, 25, 10, 15]
+        if name.startswith(("web-", "sts-")):
+            forms.append("host_fqdn")
+            weights.append(15)
+        form = rng.choices(forms, weights)[0]
+        if form == "nspod":
+            lockedby = "%s:%s" % (ns, name)
+        elif form == "host":
+            lockedby = "%s (%s)" % (name, ip)
+        elif form == "host_desc":
+            lockedby = "%s#%s (%s)" % (name, rng.choice(["blue", "migration", "v2"]), ip)
+        elif form == "host_fqdn":
+            lockedby = "%s.%s.%s.svc.cluster.local (%s)" % (name, name.split("-")[0], ns, ip)
+        else:
+            lockedby = "%s (10.99.%d.%d)" % (name, rng.randrange(250), rng.randrange(1, 250))
+        yield rng.uniform(0.2, 1.2)  # the JVM starts before Liquibase takes the lock
+
+        # -- the plan: the holder finishes, or dies holding the lock
+        orphan = rng.random() < 0.6
+        fast = orphan and rng.random() < 0.12
+        hold = rng.uniform(0.3, 1.0) if fast else rng.uniform(MIN_PROVABLE_DEATH, 5.5)
+        sidecar = layout in ("sidecar", "native_sidecar")
+        deaths = ["delete", "recreate", "phase_failed"]
+        if layout == "job":
+            deaths += ["phase_succeeded", "phase_failed"]
+        elif layout == "init_holder":
+            deaths += ["stop_init", "stop_init"]
+        else:
+            deaths += ["restart", "crashloop", "restart"]
+        death = rng.choice(deaths)
+        rule = ("container" if death in ("restart", "crashloop", "stop_init")
+                else "host_gone" if death == "delete" and form != "nspod" else "pod")
+        cls, why_c = "B", None
+        if ns == OTHER_NS:
+            cls, why_c = "C", "holder namespace not watched"
+        elif rule == "container" and sidecar and not known:
+            cls, why_c = "C", "sidecar alive since before the grant, holder container unknown"
+        elif fast:
+            cls, why_c = "C", "death within the grant's second"
+        elif form == "host_otheraddr" and decoy:
+            cls, why_c = "C", "ambiguous candidates"
+        truth = {"ns": ns, "pod": name, "container": holder, "layout": layout, "known": known,
+                 "form": form, "decoy": decoy, "orphan": orphan, "cls": cls if orphan else None,
+                 "why_c": why_c, "death": death if orphan else None, "rule": rule}
+        ok, _ = self.ex.do("take", ep=epid, db=slot.db, schema=slot.schema, lockedby=lockedby,
+                           truth=truth)
+        if not ok:
+            self.ex.do("ep_void", ep=epid)
+            yield from self.cleanup(owned)
+            return
+
+        # Perturbations while the holder lives: none of them may release the lock.
+        t_end = hold
+        perturb = []
+        if decoy and rng.random() < 0.6:
+            perturb.append((rng.uniform(0.3, t_end), rng.choice(
+                ["decoy_delete", "decoy_restart", "decoy_recreate", "decoy_crashloop"])))
+        if sidecar and rng.random() < 0.5:
+            perturb.append((rng.uniform(0.3, t_end), "sidecar_restart"))
+        if rng.random() < 0.2 and layout != "init_holder":
+            perturb.append((max(0.0, t_end - rng.uniform(0.2, 1.5)), "deleting"))
+        perturb.sort()
+        elapsed = 0.0
+        for at, what in perturb:
+            if at > elapsed:
+                yield at - elapsed
+                elapsed = at
+            if what == "decoy_delete":
+                self.ex.do("delete_pod", ns=decoy, name=name)
+            elif what == "decoy_recreate":
+                self.ex.do("recreate_pod", ns=decoy, name=name,
+                           overrides={"podIP": self.new_ip()})
+            elif what in ("decoy_restart", "decoy_crashloop"):
+                self.ex.do("restart", ns=decoy, name=name, container="app",
+                           crashloop=what == "decoy_crashloop")
+            elif what == "sidecar_restart":
+                self.ex.do("restart", ns=ns, name=name, container="istio-proxy")
+            elif what == "deleting":
+                self.ex.do("deleting", ns=ns, name=name, grace=30)
+        if t_end > elapsed:
+            yield t_end - elapsed
+
+        if not orphan:
+            yield from self.retry("unlock", ep=epid, db=slot.db, schema=slot.schema,
+                                  lockedby=lockedby, who="holder")
+            yield rng.uniform(0.0, 0.5)
+            # The pod goes on (a Job completes, a rollout deletes it).
+            if layout == "job":
+                self.ex.do("phase", ns=ns, name=name, phase="Succeeded")
+            self.ex.do("ep_end", ep=epid)
+            yield from self.cleanup(owned)
+            return
+
+        # -- the death of the holder process
+        if death == "delete":
+            self.ex.do("delete_pod", ns=ns, name=name, kills=epid)
+        elif death == "recreate":
+            self.ex.do("recreate_pod", ns=ns, name=name, overrides={"podIP": self.new_ip()},
+                       kills=epid)
+        elif death == "phase_failed":
+            self.ex.do("phase", ns=ns, name=name, phase="Failed", kills=epid)
+        elif death == "phase_succeeded":
+            self.ex.do("phase", ns=ns, name=name, phase="Succeeded", kills=epid)
+        elif death in ("restart", "crashloop"):
+            self.ex.do("restart", ns=ns, name=name, container=holder,
+                       crashloop=death == "crashloop", kills=epid)
+        elif death == "stop_init":
+            self.ex.do("stop_container", ns=ns, name=name, container="migrate",
+                       exit_code=rng.choice([0, 1]), kills=epid)
+            yield rng.uniform(0.1, 0.6)
+            self.ex.do("start_container", ns=ns, name=name, container="app")
+        # Wait for the arbiter, or give up at the deadline and unlock by hand.
+        ep = self.oracle.eps[epid]
+        if "death_lo" not in ep:
+            # The kill did not happen (a simulator error): the holder lives on and
+            # finishes normally.
+            yield from self.retry("unlock", ep=epid, db=slot.db, schema=slot.schema,
+                                  lockedby=lockedby, who="holder")
+            self.ex.do("ep_end", ep=epid)
+            yield from self.cleanup(owned)
+            return
+        while "released_at" not in ep:
+            dl = self.oracle.deadline(ep)
+            if dl is not None and now() >= dl:
+                # One last look: the release may be in the audit already.
+                self.oracle.poll_audit()
+                if "released_at" not in ep:
+                    ep["last_verdict"] = self.oracle.last_verdict(slot.db, slot.schema)
+                    yield from self.retry("unlock", ep=epid, db=slot.db, schema=slot.schema,
+                                          lockedby=lockedby, who="operator")
+                break
+            yield 0.1
+        self.ex.do("ep_end", ep=epid)
+        yield from self.cleanup(owned)
+
+    def retry(self, op, limit=60.0, **kw):
+        """Repeats an action the database outage made fail (a Liquibase run
+        retries its unlock; an operator tries again)."""
+        t_end = now() + limit
+        while True:
+            ok, result = self.ex.do(op, **kw)
+            if ok or now() > t_end:
+                return
+            yield 0.3
+
+    def cleanup(self, owned):
+        for ns, name in owned:
+            self.ex.do("delete_pod", ns=ns, name=name)
+            self.in_use.discard((ns, name))
+        if False:
+            yield
+
+    # the global chaos: faults, watch trouble, token rotation, restarts
+    def chaos_loop(self):
+        rng = self.chaos_rng
+        c = self.cfg
+        nxt = {"fault": rng.expovariate(1.0 / c["fault_every"]),
+               "watch": rng.expovariate(1.0 / 20),
+               "rotate": rng.expovariate(1.0 / c["rotate_every"]),
+               "pg": rng.expovariate(1.0 / c["pg_restart_every"]),
+               "arbiter": rng.expovariate(1.0 / c["arbiter_restart_every"])}
+        clock = 0.0
+        n_rot = 0
+        who = 0
+        while not self.done():
+            kind = min(nxt, key=nxt.get)
+            if nxt[kind] > clock:
+                yield nxt[kind] - clock
+                clock = nxt[kind]
+            if self.done():
+                break
+            if kind == "fault":
+                ftype, spec = rng.choice(FAULTS)
+                spec = dict(spec)
+                scope = rng.choice(["pods", "pods", "ns"])
+                spec["resource"] = "pods"
+                if scope == "ns":
+                    spec["namespace"] = rng.choice(HOLDER_NS)
+                if ftype == "expired":
+                    spec["watch"] = True
+                dur = rng.uniform(0.5, 5.0)
+                self.ex.do("fault_add", type=ftype, spec=spec)
+                yield dur
+                clock += dur
+                self.ex.do("fault_clear")
+                nxt[kind] = clock + rng.expovariate(1.0 / c["fault_every"])
+            elif kind == "watch":
+                self.ex.do("watches", what=rng.choice(["expire", "rst", "end", "compact"]))
+                nxt[kind] = clock + rng.expovariate(1.0 / 20)
+            elif kind == "rotate":
+                n_rot += 1
+                self.ex.do("rotate", token="sim-token-%s-%d" % (self.seed, n_rot))
+                nxt[kind] = clock + rng.expovariate(1.0 / c["rotate_every"])
+            elif kind == "pg":
+                self.ex.do("pg_stop", mode=rng.choice(["fast", "immediate"]))
+                dur = rng.uniform(0.3, 3.0)
+                yield dur
+                clock += dur
+                self.ex.do("pg_start")
+                nxt[kind] = clock + rng.expovariate(1.0 / c["pg_restart_every"])
+            elif kind == "arbiter":
+                name = "AB"[who % 2]
+                who += 1
+                self.ex.do("arbiter_stop", name=name)
+                dur = rng.uniform(0.2, 2.0)
+                yield dur
+                clock += dur
+                self.ex.do("arbiter_start", name=name)
+                nxt[kind] = clock + rng.expovariate(1.0 / c["arbiter_restart_every"])
+
+
+# -- replay ----------------------------------------------------------------------------
+
+def replay(ex, oracle, world, records, deadline_s):
+    """Executes the recorded actions at their recorded offsets."""
+    t0 = ex.t0
+    hard_end = time.monotonic() + deadline_s
+    last = 0.0
+    for rec in records:
+        kw = {k: v for k, v in rec.items() if k not in ("op", "t", "ok", "error", "dur")}
+        while True:
+            wait = t0 + rec["t"] - now()
+            if time.monotonic() - last > 0.25:
+                oracle.poll_audit()
+                world.check_arbiters()
+                last = time.monotonic()
+            if wait <= 0:
+                break
+            time.sleep(min(wait, 0.05))
+        if time.monotonic() > hard_end:
+            print("chaos: time budget exhausted during replay", flush=True)
+            break
+        ex.do(rec["op"], **kw)
+
+
+# -- main ------------------------------------------------------------------------------
+
+def fmt(v):
+    return "-" if v is None else "%.3fs" % v
+
+
+def episode_history(path, epid, ep):
+    """The history lines of one episode: its own, and the global ones around it."""
+    lines = []
+    t_lo = ep.get("take_lo", 0) - 2
+    t_hi = (ep.get("end") or now()) + 1
+    with open(path) as f:
+        header = json.loads(f.readline())
+        t0 = header["t0"]
+        for line in f:
+            r = json.loads(line)
+            mine = r.get("ep") == epid or r.get("kills") == epid
+            glob = r["op"] in ("fault_add", "fault_clear", "watches", "rotate", "pg_stop",
+                               "pg_start", "arbiter_stop", "arbiter_start")
+            pod = r.get("name") == ep.get("pod") and r["op"] in (
+                "create_pod", "delete_pod", "recreate_pod", "restart", "phase", "deleting",
+                "stop_container", "start_container")
+            if mine or ((glob or pod) and t_lo <= t0 + r["t"] <= t_hi):
+                lines.append(line.rstrip("\n"))
+    return lines
+
+
+def arbiter_excerpt(world, ep, n=25):
+    label = "%s:%d/%s" % (world.pg.host, world.pg.port, ep.get("db"))
+    out = []
+    t_lo = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ep.get("take_lo", 0) - 1))
+    t_hi = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((ep.get("end") or now()) + 2))
+    for a in world.all_arbiters:
+        sel = [l for l, r in zip(a.lines, a.records)
+               if ((r.get("database") == label and r.get("schema") == ep.get("schema"))
+                   or r.get("level") in ("error", "fatal"))
+               and t_lo <= r.get("ts", "")[:19] <= t_hi]
+        if not sel:
+            continue
+        out.append("--- %s (last %d lines for %s/%s)" % (a.name, n, ep.get("db"),
+                                                          ep.get("schema")))
+        out += sel[-n:]
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--episodes", type=int, default=200)
+    ap.add_argument("--seed", default=None, help="default: random (printed)")
+    ap.add_argument("--replay", metavar="FILE", help="execute a recorded history.jsonl")
+    ap.add_argument("--databases", type=int, default=3)
+    ap.add_argument("--slots-per-db", type=int, default=4,
+                    help="lock tables per database (public + tenant schemas)")
+    ap.add_argument("--bound", type=float, default=5.0,
+                    help="seconds from a visible death to the release (default 5)")
+    ap.add_argument("--fault-every", type=float, default=25.0)
+    ap.add_argument("--rotate-every", type=float, default=40.0)
+    ap.add_argument("--pg-restart-every", type=float, default=90.0)
+    ap.add_argument("--arbiter-restart-every", type=float, default=120.0)
+    ap.add_argument("--schema-churn", type=float, default=0.15)
+    ap.add_argument("--max-seconds", type=float, default=6 * 3600)
+    ap.add_argument("--out", help="directory for history and logs (default: a new temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the directory on success")
+    args = ap.parse_args(argv)
+
+    if not os.access(arbiter_proc.BIN, os.X_OK):
+        print("chaos: SKIP: no lock-arbiter binary at %s (set LOCK_ARBITER_BIN)"
+              % arbiter_proc.BIN)
+        return 77
+
+    records = None
+    if args.replay:
+        with open(args.replay) as f:
+            header = json.loads(f.readline())
+            records = [json.loads(l) for l in f if l.strip()]
+        cfg = header["config"]
+    else:
+        seed = args.seed if args.seed is not None else str(random.SystemRandom().randrange(10**9))
+        cfg = {"seed": str(seed), "episodes": args.episodes, "databases": args.databases,
+               "slots_per_db": args.slots_per_db, "bound": args.bound,
+               "fault_every": args.fault_every, "rotate_every": args.rotate_every,
+               "pg_restart_every": args.pg_restart_every,
+               "arbiter_restart_every": args.arbiter_restart_every,
+               "schema_churn": args.schema_churn}
+    seed = cfg["seed"]
+    workdir = args.out or tempfile.mkdtemp(prefix="lock-arbiter-chaos-%s-" % seed)
+    os.makedirs(workdir, exist_ok=True)
+    hist_path = os.path.join(workdir, "history.jsonl")
+    print("chaos: seed %s, %s, workdir %s" % (
+        seed, "replaying %s" % args.replay if args.replay else "%d episodes" % cfg["episodes"],
+        workdir), flush=True)
+
+    world = World(cfg, workdir)
+    t_start = time.monotonic()
+    failed_setup = None
+    oracle = None
+    try:
+        world.start()
+        oracle = Oracle(world, cfg["bound"])
+        t0 = now()
+        with open(hist_path, "w", buffering=1) as history:
+            history.write(json.dumps({"config": cfg, "t0": t0, "bin": arbiter_proc.BIN}) + "\n")
+            ex = Executor(world, oracle, history, t0)
+            if records is not None:
+                replay(ex, oracle, world, records, args.max_seconds)
+            else:
+                gen = Generator(cfg, world, ex, oracle)
+                gen.setup()
+                ex.do("arbiters_start")
+                gen.run(args.max_seconds)
+            # Let the last releases reach the audit, then a last look.
+            time.sleep(1.0)
+            oracle.poll_audit()
+            world.check_arbiters()
+    except Exception:  # noqa: BLE001 (report the harness failure with the seed)
+        failed_setup = traceback.format_exc()
+    finally:
+        world.stop()
+    wall = time.monotonic() - t_start
+
+    res = oracle.judge() if oracle else None
+    failures = []
+    if failed_setup:
+        failures.append("harness error:\n" + failed_setup)
+    print("\n== chaos summary (seed %s) ==" % seed)
+    if res:
+        d = res["delays"]
+        print("episodes:            %d (+%d void: lock not free at take)" % (
+            res["episodes"], res["void"]))
+        print("finished by holder:  %d" % res["finished_by_holder"])
+        print("orphans:             %d (bound applies: %d; legitimately keepable: %d)" % (
+            res["orphans"], res["bound_class"], res["orphans"] - res["bound_class"]))
+        print("arbiter releases:    %d (bound class %d, other orphans %d)" % (
+            res["released"], res["released_bound_class"], res["released_other"]))
+        print("false releases:      %d" % len(res["false"]))
+        print("foreign releases:    %d" % len(oracle.foreign_releases))
+        print("missed releases:     %d (bound %.1fs after the death is visible)" % (
+            len(res["missed"]), cfg["bound"]))
+        print("kept legitimately:   %d %s" % (res["kept_legit"], json.dumps(
+            res["kept_reasons"], sort_keys=True)))
+        print("release rules:       %s" % json.dumps(res["rules"], sort_keys=True))
+        print("release delay from death (n=%d): p50 %s p90 %s p99 %s max %s" % (
+            len(d), fmt(pct(d, 50)), fmt(pct(d, 90)), fmt(pct(d, 99)),
+            fmt(max(d) if d else None)))
+        u = res["delays_undisturbed"]
+        print("  undisturbed (n=%d):          p50 %s p90 %s p99 %s max %s" % (
+            len(u), fmt(pct(u, 50)), fmt(pct(u, 90)), fmt(pct(u, 99)),
+            fmt(max(u) if u else None)))
+        v = res["delays_visible"]
+        print("  from visibility (n=%d):      p50 %s p90 %s p99 %s max %s" % (
+            len(v), fmt(pct(v, 50)), fmt(pct(v, 90)), fmt(pct(v, 99)),
+            fmt(max(v) if v else None)))
+        sd = [s["seconds"] for s in world.shutdowns]
+        print("arbiter exits:       %d unexpected; %d deliberate SIGTERMs (max %s to exit)" % (
+            len(world.unexpected_exits), len(sd), fmt(max(sd) if sd else None)))
+        print("wall time:           %.0fs" % wall)
+        for ep in res["false"]:
+            failures.append("FALSE RELEASE of episode %s: released at %.3f by %s, holder "
+                            "death %s\n  truth: %s\n  verdict: %s\n%s\n%s" % (
+                                ep["id"], ep["released_at"], ep.get("released_by"),
+                                "%.3f" % ep["death_lo"] if "death_lo" in ep else "never",
+                                json.dumps({k: ep.get(k) for k in (
+                                    "db", "schema", "lockedby", "granted", "ns", "pod",
+                                    "layout", "known", "form", "decoy", "death")}),
+                                ep.get("release_verdict"),
+                                "\n".join(episode_history(hist_path, ep["id"], ep)),
+                                "\n".join(arbiter_excerpt(world, ep))))
+        for row in oracle.foreign_releases:
+            failures.append("release of a lock no episode holds: %s" % json.dumps(row))
+        for ep in res["missed"]:
+            failures.append("MISSED release of episode %s (%s): death at %.3f visible from "
+                            "%.3f, deadline %.3f, %s\n  truth: %s\n  last verdict: %s\n%s\n%s" % (
+                                ep["id"], ep["death_op"], ep["death_hi"], ep["visible_from"],
+                                ep["deadline"],
+                                "released %.3fs after" % (ep["released_at"] - ep["visible_from"])
+                                if "released_at" in ep else "never released",
+                                json.dumps({k: ep.get(k) for k in (
+                                    "db", "schema", "lockedby", "granted", "ns", "pod",
+                                    "layout", "known", "form", "decoy", "death")}),
+                                ep.get("last_verdict") or ep.get("release_verdict"),
+                                "\n".join(episode_history(hist_path, ep["id"], ep)),
+                                "\n".join(arbiter_excerpt(world, ep))))
+    for x in world.unexpected_exits:
+        failures.append("ARBITER EXIT: %s exit %s %s\n%s" % (
+            x["arbiter"], x["exit"], x.get("what", ""), x["log_tail"]))
+    if failures:
+        print("\n== %d FAILURE(S) ==" % len(failures))
+        for f in failures[:20]:
+            print("\n" + f)
+        if len(failures) > 20:
+            print("\n... and %d more" % (len(failures) - 20))
+        print("\nseed %s; history %s; arbiter logs %s" % (seed, hist_path, workdir))
+        print("replay: scripts/chaos.sh --replay %s" % hist_path)
+        return 1
+    print("OK (seed %s)" % seed)
+    if not args.keep and not args.out:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
