@@ -488,13 +488,27 @@ class Oracle:
         if app.startswith("lock-arbiter"):
             ep["released_at"] = row["ts"]
             ep["released_by"] = app
-            ep["release_verdict"] = self.last_verdict(db, row["sch"])
+            ep["release_db"] = db
             dlo = ep.get("death_lo")
             if dlo is None or row["ts"] < dlo:
                 ep["false_release"] = True
                 self.false_releases.append(epid)
         else:
             ep.setdefault("freed_at", row["ts"])
+
+    def release_record(self, ep):
+        """The releasing arbiter's own log line for this release."""
+        label = "%s:%d/%s" % (self.w.pg.host, self.w.pg.port, ep["db"])
+        app = ep.get("released_by", "")
+        for a in reversed(self.w.all_arbiters):
+            if not app.endswith("-" + a.name.split("-")[1].split(".")[0]):
+                continue
+            for line, r in zip(reversed(a.lines), reversed(a.records)):
+                if (r.get("msg") == "lock released" and r.get("database") == label
+                        and r.get("schema") == ep["schema"]
+                        and r.get("lockedby") == ep["lockedby"]):
+                    return "%s: %s" % (a.name, line)
+        return None
 
     def last_verdict(self, db, schema):
         label = "%s:%d/%s" % (self.w.pg.host, self.w.pg.port, db)
@@ -556,7 +570,8 @@ class Oracle:
         for kind, start, end, db in self.windows + self.open_windows():
             if start > hi or end < lo:
                 continue
-            if kind in ("db", "crash") and (ep["rule"] in ("container", "host_gone")):
+            if kind in ("db", "crash") and (ep["rule"] in ("container", "host_gone")
+                                            or ep.get("death") == "recreate"):
                 return kind
             if kind in ("api", "arbiter", "token") and ep["rule"] == "host_gone":
                 return kind
@@ -826,6 +841,11 @@ class Generator:
             forms.append("host_fqdn")
             weights.append(15)
         form = rng.choices(forms, weights)[0]
+        if ns == OTHER_NS:
+            # The operator's contract: HOST (ADDR) holders live in the holder
+            # namespaces (a HOST name is looked up only there), so a holder
+            # outside them is written NS:POD, which names its namespace.
+            form = "nspod"
         if form == "nspod":
             lockedby = "%s:%s" % (ns, name)
         elif form == "host":
@@ -1220,7 +1240,7 @@ def main(argv=None):
                                 json.dumps({k: ep.get(k) for k in (
                                     "db", "schema", "lockedby", "granted", "ns", "pod",
                                     "layout", "known", "form", "decoy", "death")}),
-                                ep.get("release_verdict"),
+                                oracle.release_record(ep),
                                 "\n".join(episode_history(hist_path, ep["id"], ep)),
                                 "\n".join(arbiter_excerpt(world, ep))))
         for row in oracle.foreign_releases:
@@ -1235,7 +1255,8 @@ def main(argv=None):
                                 json.dumps({k: ep.get(k) for k in (
                                     "db", "schema", "lockedby", "granted", "ns", "pod",
                                     "layout", "known", "form", "decoy", "death")}),
-                                ep.get("last_verdict") or ep.get("release_verdict"),
+                                ep.get("last_verdict") or (oracle.release_record(ep)
+                                                           if "released_at" in ep else None),
                                 "\n".join(episode_history(hist_path, ep["id"], ep)),
                                 "\n".join(arbiter_excerpt(world, ep))))
     for x in world.unexpected_exits:
