@@ -13,8 +13,28 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/*
+ * Limits that keep the probes answering under a flood of idle connections
+ * (issue 13). Each slot held by an idle client is one a probe cannot have;
+ * what bounds the harm is how many slots one client gets, how long an idle
+ * one keeps its slot, and how long a probe can queue in the kernel behind
+ * them. The kubelet and Prometheus send their request the moment they
+ * connect and use one or two connections each; a browser on port-forward
+ * (every client then comes from 127.0.0.1 in the pod) opens up to six.
+ */
 #define HTTP_CONNECTION_LIMIT 64
+/* One address (one attacking pod) holds at most this many of the slots. */
+#define HTTP_PER_IP_LIMIT 8
+/* Until the request header is complete: a real client needs milliseconds. */
+#define HTTP_HEADER_TIMEOUT_S 2
+/* Once a request is in: a slow reader of a large /metrics, and keep-alive. */
 #define HTTP_CONNECTION_TIMEOUT_S 10
+/*
+ * The kernel's accept queue, about the connection limit: a probe queued
+ * behind a full one waits about one header timeout, not the thousands of
+ * timeouts a SOMAXCONN (4096) queue of idle connections would cost.
+ */
+#define HTTP_LISTEN_BACKLOG 64
 #define HTTP_MEMORY_LIMIT (32 * 1024) /* per connection: caps headers and bodies */
 
 struct http_server {
@@ -107,6 +127,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	/* Requests with a body: discard it; the answer is 405 anyway. */
 	if (*req == NULL) {
 		*req = h;
+		/* The header is complete: from now on the longer timeout applies. */
+		MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+					  (unsigned)HTTP_CONNECTION_TIMEOUT_S);
 		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 			return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
 	}
@@ -129,6 +152,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (strcmp(url, "/") == 0)
 		return render(h, c, PAGE_HTML);
 	return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+/*
+ * A new connection gets the short header timeout; handle() lifts it once
+ * the request is in. Runs on the server's thread, before any read.
+ */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	(void)cls;
+	(void)socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+					  (unsigned)HTTP_HEADER_TIMEOUT_S);
 }
 
 /* "host:port" or "[v6]:port" into an address. */
@@ -168,7 +205,24 @@ struct http_server *http_start(const char *listen, struct status *st, char *err,
 {
 	struct http_server *h = calloc(1, sizeof(*h));
 	struct addrinfo *ai = NULL;
-	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD;
+	/*
+	 * poll(), not epoll (MHD_USE_AUTO's choice on Linux). libmicrohttpd
+	 * 0.9.75 registers connections edge-triggered and treats a short read
+	 * as "drained" (connection.c, recv_param_adapter), so a client that
+	 * sends a partial request and closes is never seen closing: the FIN
+	 * came with the bytes, no new edge follows, and the dead connection
+	 * holds its slot for the whole timeout. Thousands of them queued
+	 * behind the listen socket wedged the server for minutes after the
+	 * clients were gone (issue 13). Fixed upstream in 1.0.0 (commit
+	 * 08f933a6, bug 7192); level-triggered poll() sees the EOF at once, and
+	 * costs nothing at 64 connections.
+	 *
+	 * MHD_USE_ITC: without it MHD_stop_daemon wakes the server's thread by
+	 * shutting the listen socket, which is not polled while the connection
+	 * limit is reached; SIGTERM during a flood then waited for the next
+	 * connection timeout. A pipe wakes it at once.
+	 */
+	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC;
 
 	if (h == NULL) {
 		snprintf(err, cap, "out of memory");
@@ -183,10 +237,12 @@ struct http_server *http_start(const char *listen, struct status *st, char *err,
 	h->st = st;
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
 				ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned)HTTP_CONNECTION_TIMEOUT_S,
-				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT,
-				MHD_OPTION_END);
+				(unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				(unsigned)HTTP_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_CONNECTION,
+				on_connection, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+				(unsigned)HTTP_LISTEN_BACKLOG, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+				(size_t)HTTP_MEMORY_LIMIT, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (h->d == NULL) {
 		snprintf(err, cap, "cannot listen on %s (in use, or not an address of this host)",

@@ -2,7 +2,10 @@
  * http.h - health, readiness, metrics and the status page over HTTP.
  *
  * libmicrohttpd on its own thread: GET and HEAD only (405 otherwise), 404
- * for unknown paths, a connection limit and timeout. The handler reads the
+ * for unknown paths. Built to keep answering probes under a flood of idle
+ * connections: 64 connections, 8 per client address, 2 s to send a request
+ * header, 10 s of inactivity after it, a 64-deep accept queue, 32 KiB per
+ * connection (http.c says why). The handler reads the
  * published struct status under its mutex and never touches the arbiter,
  * so the main loop and the server never wait on each other beyond a copy.
  */

@@ -329,3 +329,151 @@ def test_status_page_in_a_real_browser(pg, db, sim, tmp_path):
             shutil.copy(shot, keep)
     finally:
         a.stop()
+
+
+# --- Hostile load (issue 13) ---------------------------------------------
+#
+# A flood is thousands of connections that each send a request line and part
+# of a header, then wait. Loopback only; bounded in count and time.
+
+FLOOD = 2000
+PARTIAL = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Partial: "
+
+
+def raise_fd_limit(need):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            pytest.skip("needs %d open files; the hard limit is %d" % (need, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+
+
+class Flood:
+    """n idle connections to 127.0.0.1:port, from the given source addresses
+    in turn (all of 127.0.0.0/8 is this host). Each that the kernel completes
+    within `settle` seconds gets the partial request; the others stay as
+    pending connects, as an attacker's would."""
+
+    def __init__(self, port, n, sources, settle=3.0):
+        import selectors
+        self.socks = []
+        sel = selectors.DefaultSelector()
+        for i in range(n):
+            s = socket.socket()
+            s.setblocking(False)
+            s.bind((sources[i % len(sources)], 0))
+            try:
+                s.connect(("127.0.0.1", int(port)))
+            except BlockingIOError:
+                pass
+            self.socks.append(s)
+            sel.register(s, selectors.EVENT_WRITE)
+        self.sent = 0
+        deadline = time.monotonic() + settle
+        while sel.get_map() and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=0.2):
+                sel.unregister(key.fileobj)
+                try:
+                    key.fileobj.send(PARTIAL)
+                    self.sent += 1
+                except OSError:
+                    pass
+        sel.close()
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+        self.socks = []
+
+
+def timed_get(port, path, timeout):
+    """(status or None, seconds) of one GET from 127.0.0.1."""
+    t0 = time.monotonic()
+    try:
+        code = http(port, path, timeout=timeout)[0]
+    except OSError:
+        code = None
+    return code, time.monotonic() - t0
+
+
+def poll_cycles(port):
+    """lock_arbiter_poll_duration_seconds_count, summed over databases."""
+    _, _, body = http(port, "/metrics")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+               if line.startswith("lock_arbiter_poll_duration_seconds_count"))
+
+
+def flood_sources(count):
+    return ["127.0.%d.%d" % (1 + i // 250, 1 + i % 250) for i in range(count)]
+
+
+def test_probes_answer_during_a_flood_from_one_address(pg, db):
+    """One attacking address gets 8 of the 64 slots (the per-client limit);
+    its other connections are accepted and closed at once, so the probes,
+    from another address, are answered all through the flood."""
+    raise_fd_limit(FLOOD + 512)
+    pg.create_lock_table(db)
+    a = start(pg, db)
+    flood = None
+    try:
+        flood = Flood(a.port, FLOOD, ["127.0.0.2"])
+        assert flood.sent >= 8, flood.sent
+        cycles0 = poll_cycles(a.port)
+        # Across two header timeouts, so that held slots turn over meanwhile.
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5:
+            for path in ("/healthz", "/metrics"):
+                code, took = timed_get(a.port, path, timeout=2)
+                assert code == 200 and took < 1.0, (path, code, took)
+            time.sleep(0.2)
+        # The main loop goes on at its pace (100 ms): about 50 cycles.
+        cycles = poll_cycles(a.port) - cycles0
+        assert cycles >= 0.6 * (time.monotonic() - t0) / 0.1, cycles
+    finally:
+        if flood is not None:
+            flood.close()
+        a.stop()
+
+
+def test_server_recovers_after_a_flood_and_stops_promptly(pg, db):
+    """2 000 idle connections from 250 addresses (8 each: within the per-client
+    limit) fill every slot and the accept queue. Once they are gone the
+    endpoints answer again well within the connection timeout (10 s); with
+    libmicrohttpd 0.9.75's epoll mode it stayed wedged for minutes, because
+    each dead connection kept its slot for the whole timeout, and 4 096 of
+    them queued in the kernel. SIGTERM in the middle of such a flood still
+    ends the process within 2 s."""
+    raise_fd_limit(FLOOD + 512)
+    pg.create_lock_table(db)
+    a = start(pg, db)
+    flood = None
+    try:
+        flood = Flood(a.port, FLOOD, flood_sources(250))
+        assert flood.sent >= 64, flood.sent
+        flood.close()
+        t0 = time.monotonic()
+        for path in ("/healthz", "/metrics"):
+            while True:
+                code, _ = timed_get(a.port, path, timeout=1)
+                if code == 200:
+                    break
+                assert time.monotonic() - t0 < 10, "%s: no answer %.1f s after the flood" % (
+                    path, time.monotonic() - t0)
+        # Closed connections free their slots at once: well under one
+        # header timeout (2 s), let alone the connection timeout.
+        recovered = time.monotonic() - t0
+        assert recovered < 2.0, recovered
+
+        # The requirement is 2 s. Without MHD_USE_ITC the stop waited for
+        # the server thread's next timeout, up to 2 s (10 s before the header
+        # timeout); with it, milliseconds.
+        flood = Flood(a.port, FLOOD, flood_sources(250))
+        t0 = time.monotonic()
+        assert a.stop(timeout=10) == 0
+        took = time.monotonic() - t0
+        assert took < 1.0, "SIGTERM took %.2f s during a flood" % took
+    finally:
+        if flood is not None:
+            flood.close()
+        a.stop()
