@@ -170,8 +170,10 @@ static void set_up(struct arbiter_db *d, bool up, const char *why)
 static struct episode_table *find_state(struct episode_table *st, size_t n, const char *schema,
                                         const char *table)
 {
+	/* Entries already taken over by adopt_tables are zeroed: skip them. */
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(st[i].schema, schema) == 0 && strcmp(st[i].table, table) == 0)
+		if (st[i].schema != NULL && strcmp(st[i].schema, schema) == 0 &&
+		    strcmp(st[i].table, table) == 0)
 			return &st[i];
 	return NULL;
 }
@@ -215,7 +217,7 @@ static int adopt_tables(struct arbiter_db *d, struct db_table *tables, size_t n)
 	return 0;
 }
 
-static int discover(struct arbiter *a, struct arbiter_db *d, int64_t now)
+static int discover(struct arbiter *a, struct arbiter_db *d)
 {
 	struct db_table *tables;
 	size_t n;
@@ -236,11 +238,15 @@ static int discover(struct arbiter *a, struct arbiter_db *d, int64_t now)
 	if (n == 0 && !d->discovered)
 		log_warn("no lock table found", "database", d->label, "table", a->cfg->table, NULL);
 	d->discovered = true;
-	d->next_discover_mono_us = now + ARBITER_DISCOVER_EVERY_US;
 	return 0;
 }
 
-/* Checks --lockgranted-timezone against the server once per connection. */
+/*
+ * Checks --lockgranted-timezone against the server once per process. Trust
+ * only ever goes away: a zone that is unknown or that a fresh episode
+ * contradicted stays distrusted for the life of the process, whatever
+ * reconnects and rediscoveries happen (DESIGN.md section 4).
+ */
 static void check_zone(struct arbiter *a, struct arbiter_db *d)
 {
 	char err[256];
@@ -458,15 +464,14 @@ static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t tak
 		.identity_ok = a->identity_ok,
 		.dry_run = c->dry_run,
 	};
-	struct verdict_lookup l;
-	struct k8s_pod pod;
-	struct k8s_result res;
+	struct resolve r;
+	const struct verdict_lookup *l = &r.l;
 	struct verdict v;
 	enum verdict_action act;
 
-	resolve_holder(a->k8s, &c->holder_namespaces, e, taken_db_us, &l, &pod, &res);
-	verdict_decide(e, &l, &vs, mono, &v);
-	verdict_learn(e, &l);
+	resolve_holder(a->k8s, &c->holder_namespaces, e, taken_db_us, &r);
+	verdict_decide(e, l, &vs, mono, &v);
+	verdict_learn(e, l);
 	if (v.rule == VERDICT_UNRESOLVED_NOT_FOUND) {
 		address_hint(a, e);
 		strncat(v.text, j->addr_hint, sizeof(v.text) - strlen(v.text) - 1);
@@ -490,9 +495,8 @@ static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t tak
 	j->action = (int)act;
 	snprintf(j->text, sizeof(j->text), "%s", v.text);
 	if (act == VERDICT_RELEASE)
-		release(a, d, i, &l, &v);
-	if (l.outcome == K8S_POD && l.pod != NULL)
-		k8s_pod_done(&pod);
+		release(a, d, i, l, &v);
+	resolve_done(&r);
 }
 
 static void follow(struct arbiter *a, struct arbiter_db *d, const struct db_poll *p, int64_t mono)
@@ -534,12 +538,48 @@ static void follow(struct arbiter *a, struct arbiter_db *d, const struct db_poll
 	}
 }
 
+/*
+ * Discovers when needed and polls. A poll that finds the catalogue's lock
+ * tables changed (or a table gone under it) is followed by a discovery and
+ * a second poll in the same cycle, so a new lock table is seen by the poll
+ * after it appears (DESIGN.md section 4).
+ */
+static int read_locks(struct arbiter *a, struct arbiter_db *d, struct db_poll *p, char *err,
+		      size_t cap)
+{
+	bool try_leader = a->cfg->leader_election == CFG_LEADER_ADVISORY;
+	int rc = 0;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!d->discovered) {
+			rc = discover(a, d);
+			if (rc < 0) {
+				snprintf(err, cap, "%s", d->last_error);
+				return rc;
+			}
+		}
+		rc = db_poll(d->db, d->tables, d->n_tables,
+			     d->zone_trusted ? a->cfg->lockgranted_timezone : NULL, try_leader, p,
+			     err, cap);
+		if (rc == 0 && !p->tables_changed)
+			return 0;
+		if (rc == 0) {
+			/* Keep what the poll said of leadership; read again. */
+			db_poll_done(p);
+			rc = -ENOENT;
+		}
+		if (rc != -ENOENT)
+			return rc;
+		d->discovered = false;
+	}
+	return rc;
+}
+
 static int poll_db(struct arbiter *a, struct arbiter_db *d)
 {
 	int64_t now = timeutil_mono_us();
 	struct db_poll p;
 	char err[256];
-	bool try_leader = a->cfg->leader_election == CFG_LEADER_ADVISORY;
 	int rc;
 
 	rc = db_ensure_connected(d->db, now, err, sizeof(err));
@@ -554,25 +594,13 @@ static int poll_db(struct arbiter *a, struct arbiter_db *d)
 		log_info("leadership lost", "database", d->label, NULL);
 	}
 	check_zone(a, d);
-	if (!d->discovered || now >= d->next_discover_mono_us) {
-		rc = discover(a, d, now);
-		if (rc < 0)
-			return rc;
-	}
 	int64_t poll_start = timeutil_mono_us();
-	rc = db_poll(d->db, d->tables, d->n_tables,
-	             d->zone_trusted ? a->cfg->lockgranted_timezone : NULL, try_leader, &p, err,
-	             sizeof(err));
-	if (rc == -ENOENT) {
-		/* A table vanished: find the set again on the next cycle. */
-		d->discovered = false;
-		return rc;
-	}
+	rc = read_locks(a, d, &p, err, sizeof(err));
+	if (rc == -ENOENT)
+		return rc; /* the set changed twice in a row: next cycle */
 	if (rc < 0) {
-		if (!db_is_connected(d->db)) {
-			d->zone_checked = false;
+		if (!db_is_connected(d->db))
 			d->discovered = false;
-		}
 		set_up(d, false, err);
 		return rc;
 	}
@@ -583,7 +611,7 @@ static int poll_db(struct arbiter *a, struct arbiter_db *d)
 		d->leader = true;
 		log_info("leadership acquired", "database", d->label, NULL);
 	}
-	if (!try_leader)
+	if (a->cfg->leader_election != CFG_LEADER_ADVISORY)
 		d->leader = true;
 	follow(a, d, &p, timeutil_mono_us());
 	db_poll_done(&p);

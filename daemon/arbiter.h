@@ -19,8 +19,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* How often the set of lock tables is discovered again. */
-#define ARBITER_DISCOVER_EVERY_US (60 * INT64_C(1000000))
 /* How often the arbiter checks that the API still knows its own pod. */
 #define ARBITER_IDENTITY_EVERY_US (300 * INT64_C(1000000))
 
@@ -31,8 +29,7 @@ struct arbiter_db {
 	struct db_table *tables; /* as db_discover returned them */
 	struct episode_table *state; /* state[i] follows tables[i] */
 	size_t n_tables;
-	bool discovered;
-	int64_t next_discover_mono_us;
+	bool discovered; /* tables is the set the last db_discover found */
 
 	bool up;            /* connected and the last poll succeeded */
 	bool was_up_logged; /* the last state we logged, for log-on-change */

@@ -166,9 +166,16 @@ static void fill_candidates(struct holder *h, const char *host, size_t n)
 		}
 	}
 
-	add_candidate(h, "", 0, host, n);
-	if (nlabels == 4 && len[3] == 3 && memcmp(host + start[3], "svc", 3) == 0)
+	/*
+	 * POD.SUBDOMAIN.NS.svc… names its namespace: that pod is the only
+	 * candidate, never a pod of the same name in another namespace
+	 * (DESIGN.md section 5).
+	 */
+	if (nlabels == 4 && len[3] == 3 && memcmp(host + start[3], "svc", 3) == 0) {
 		add_candidate(h, host + start[2], len[2], host + start[0], len[0]);
+		return;
+	}
+	add_candidate(h, "", 0, host, n);
 	add_candidate(h, "", 0, host + start[0], len[0]);
 }
 

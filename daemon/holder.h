@@ -66,9 +66,9 @@ struct holder {
 
 /*
  * Parses lockedby (NUL-terminated, may be NULL) into *out. Always fills
- * *out; returns its kind. Candidates for the HOST form, in this order and
- * without duplicates: HOST itself as a pod name; for
- * POD.SUBDOMAIN.NS.svc[.…] the pod POD in NS; the first label of HOST.
+ * *out; returns its kind. Candidates for the HOST form, without
+ * duplicates: for POD.SUBDOMAIN.NS.svc[.…] only the pod POD in NS;
+ * otherwise HOST itself as a pod name, then the first label of HOST.
  * A HOST that is an IP address, "localhost" or "unknown" has no candidates
  * and is unresolvable.
  */

@@ -1,123 +1,140 @@
 #include "resolve.h"
 
+#include "chooser.h"
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static bool allowed(const struct cfg_list *namespaces, const char *ns)
+static bool confirms(const struct holder *h, const struct k8s_pod *p)
 {
-	for (size_t i = 0; i < namespaces->n; i++)
-		if (strcmp(namespaces->items[i], ns) == 0)
+	for (size_t i = 0; i < p->n_pod_ips; i++)
+		if (holder_addr_equals(h, p->pod_ips[i]))
 			return true;
 	return false;
 }
 
-static void unknown(struct verdict_lookup *l, struct k8s_result *res, const char *reason)
+/* Appends "ns/name: what" to the candidates line. */
+static void describe(struct resolve *r, const struct chooser_lookup *lk,
+		     const struct chooser_answer *a, const struct k8s_result *res)
 {
-	memset(res, 0, sizeof(*res));
-	res->outcome = K8S_UNKNOWN;
-	snprintf(res->reason, sizeof(res->reason), "%s", reason);
-	l->outcome = K8S_UNKNOWN;
-}
+	size_t len = strlen(r->candidates);
+	char what[96];
 
-/* One GET; the found pod goes to *pod only if it beats what we have. */
-static void try_pod(struct k8s_client *k, const char *ns, const char *name, const struct holder *h,
-		    struct verdict_lookup *l, struct k8s_pod *pod, struct k8s_result *res,
-		    bool *found, bool *found_by_ip, bool *any_unknown)
-{
-	struct k8s_pod p;
-	struct k8s_result r;
-	enum k8s_outcome o = k8s_get_pod(k, ns, name, &p, &r);
-
-	if (o == K8S_UNKNOWN) {
-		if (!*any_unknown && !*found) {
-			*res = r;
-			l->ns = ns;
-			l->name = name;
-		}
-		*any_unknown = true;
-		return;
-	}
-	if (o == K8S_GONE) {
-		if (!*found && !*any_unknown) {
-			*res = r;
-			l->ns = ns;
-			l->name = name;
-		}
-		return;
-	}
-	bool by_ip = false;
-	for (size_t i = 0; i < p.n_pod_ips; i++)
-		if (holder_addr_equals(h, p.pod_ips[i]))
-			by_ip = true;
-	if (!*found || (by_ip && !*found_by_ip)) {
-		if (*found)
-			k8s_pod_done(pod);
-		*pod = p;
-		*found = true;
-		*found_by_ip = by_ip;
-		*res = r;
-		l->ns = ns;
-		l->name = name;
-	} else {
-		k8s_pod_done(&p);
-	}
+	if (a->outcome == K8S_POD)
+		snprintf(what, sizeof(what), "pod%s",
+			 a->addr_confirms ? ", address confirms" : "");
+	else if (a->outcome == K8S_GONE)
+		snprintf(what, sizeof(what), "gone");
+	else
+		snprintf(what, sizeof(what), "no answer (%ld %s)", res->http_code,
+			 res->reason[0] ? res->reason : "no response");
+	snprintf(r->candidates + len, sizeof(r->candidates) - len, "%s%s/%s: %s",
+		 len > 0 ? "; " : "", lk->ns, lk->name, what);
 }
 
 void resolve_holder(struct k8s_client *k, const struct cfg_list *namespaces,
-		    const struct episode *e, int64_t taken_us, struct verdict_lookup *l,
-		    struct k8s_pod *pod, struct k8s_result *res)
+		    const struct episode *e, int64_t taken_us, struct resolve *r)
 {
 	const struct holder *h = &e->holder;
-	bool found = false, by_ip = false, any_unknown = false;
+	struct verdict_lookup *l = &r->l;
+	struct chooser_lookup one, *plan = &one;
+	struct chooser_answer *ans = NULL;
+	struct k8s_pod *pods = NULL;
+	struct k8s_result *res = NULL;
+	size_t n, asked = 0;
 
-	memset(l, 0, sizeof(*l));
-	memset(res, 0, sizeof(*res));
+	memset(r, 0, sizeof(*r));
 	l->taken_us = taken_us;
-	l->res = res;
+	l->res = &r->res;
+	l->candidates = r->candidates;
 	if (h->kind == HOLDER_UNRESOLVABLE) {
 		l->skipped = true;
 		return;
 	}
-	if (h->kind == HOLDER_POD && !allowed(namespaces, h->ns)) {
+	/* A pod seen during the episode is the holder from then on. */
+	if (e->holder_pod[0] != '\0') {
+		one.ns = e->holder_ns;
+		one.name = e->holder_pod;
+		n = 1;
+	} else {
+		n = chooser_plan(h, namespaces, NULL, 0);
+		if (n > 1 && (plan = calloc(n, sizeof(*plan))) == NULL) {
+			l->outcome = K8S_UNKNOWN;
+			snprintf(r->res.reason, sizeof(r->res.reason), "OutOfMemory");
+			return;
+		}
+		chooser_plan(h, namespaces, plan, n);
+	}
+	if (n == 0) {
 		l->skipped = true;
-		l->skip_why = "its namespace is not a --holder-namespace";
-		return;
+		l->skip_why = h->kind == HOLDER_POD ? "its namespace is not a --holder-namespace"
+						    : "no candidate pod in a --holder-namespace";
+		goto out;
 	}
 	if (k == NULL) {
-		unknown(l, res, "NotConfigured");
-		l->ns = h->kind == HOLDER_POD ? h->ns : NULL;
-		l->name = h->kind == HOLDER_POD ? h->pod : NULL;
-		return;
-	}
-	if (h->kind == HOLDER_POD) {
-		try_pod(k, h->ns, h->pod, h, l, pod, res, &found, &by_ip, &any_unknown);
-	} else if (e->holder_pod[0] != '\0') {
-		try_pod(k, e->holder_ns, e->holder_pod, h, l, pod, res, &found, &by_ip,
-			&any_unknown);
-	} else {
-		for (size_t c = 0; c < h->n_candidates && !by_ip; c++) {
-			const struct holder_candidate *cand = &h->candidates[c];
-			if (cand->ns[0] != '\0') {
-				if (allowed(namespaces, cand->ns))
-					try_pod(k, cand->ns, cand->name, h, l, pod, res, &found,
-						&by_ip, &any_unknown);
-				continue;
-			}
-			for (size_t i = 0; i < namespaces->n && !by_ip; i++)
-				try_pod(k, namespaces->items[i], cand->name, h, l, pod, res,
-					&found, &by_ip, &any_unknown);
-		}
-	}
-	if (found) {
-		l->outcome = K8S_POD;
-		l->pod = pod;
-	} else if (any_unknown) {
 		l->outcome = K8S_UNKNOWN;
-	} else if (l->name == NULL) {
-		/* No candidate could be asked (none in a holder namespace). */
-		l->skipped = true;
-		l->skip_why = "no candidate pod in a --holder-namespace";
-	} else {
-		l->outcome = K8S_GONE;
+		l->ns = plan[0].ns;
+		l->name = plan[0].name;
+		snprintf(r->res.reason, sizeof(r->res.reason), "NotConfigured");
+		goto out;
 	}
+	ans = calloc(n, sizeof(*ans));
+	pods = calloc(n, sizeof(*pods));
+	res = calloc(n, sizeof(*res));
+	if (ans == NULL || pods == NULL || res == NULL) {
+		l->outcome = K8S_UNKNOWN;
+		snprintf(r->res.reason, sizeof(r->res.reason), "OutOfMemory");
+		goto out;
+	}
+	while (asked < n) {
+		size_t i = asked++;
+
+		ans[i].outcome = k8s_get_pod(k, plan[i].ns, plan[i].name, &pods[i], &res[i]);
+		ans[i].addr_confirms = ans[i].outcome == K8S_POD && confirms(h, &pods[i]);
+		describe(r, &plan[i], &ans[i], &res[i]);
+		if (ans[i].outcome == K8S_UNKNOWN)
+			break; /* decides nothing whatever the others say */
+	}
+
+	struct chooser_choice c = chooser_choose(ans, asked);
+	switch (c.kind) {
+	case CHOOSER_POD:
+		r->pod = pods[c.index];
+		ans[c.index].outcome = K8S_GONE; /* moved: not freed below */
+		l->pod = &r->pod;
+		l->outcome = K8S_POD;
+		break;
+	case CHOOSER_AMBIGUOUS:
+		l->ambiguous = true;
+		l->outcome = K8S_UNKNOWN;
+		break;
+	case CHOOSER_GONE:
+		l->outcome = K8S_GONE;
+		break;
+	default:
+		l->outcome = K8S_UNKNOWN;
+		break;
+	}
+	if (c.kind != CHOOSER_AMBIGUOUS) {
+		r->res = res[c.index];
+		l->ns = plan[c.index].ns;
+		l->name = plan[c.index].name;
+	}
+	for (size_t i = 0; i < asked; i++)
+		if (ans[i].outcome == K8S_POD)
+			k8s_pod_done(&pods[i]);
+out:
+	free(ans);
+	free(pods);
+	free(res);
+	if (plan != &one)
+		free(plan);
+}
+
+void resolve_done(struct resolve *r)
+{
+	if (r->l.pod != NULL)
+		k8s_pod_done(&r->pod);
+	r->l.pod = NULL;
 }

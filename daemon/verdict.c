@@ -23,6 +23,7 @@ static const char *const rule_codes[VERDICT_RULE_COUNT] = {
 	[VERDICT_HELD_KUBERNETES_UNKNOWN] = "held_kubernetes_unknown",
 	[VERDICT_UNRESOLVED_LOCKEDBY] = "unresolved_lockedby",
 	[VERDICT_UNRESOLVED_NOT_FOUND] = "unresolved_not_found",
+	[VERDICT_UNRESOLVED_AMBIGUOUS] = "unresolved_ambiguous",
 };
 
 const char *verdict_rule_code(enum verdict_rule r)
@@ -99,7 +100,13 @@ static bool holder_container_rule(const struct k8s_pod *p, const struct k8s_cont
 	if (c == NULL || !has_run(c))
 		return false;
 	if (c->state == K8S_CSTATE_RUNNING) {
-		if (c->started_at > limit) {
+		/* A missing or unparseable start (0) is never evidence of a restart. */
+		if (c->started_at == 0) {
+			set(v, VERDICT_HELD, VERDICT_HELD_CONTAINER_RUNNING,
+			    "container %s of %s/%s running, start time unknown: counted as before "
+			    "the grant (%s)",
+			    c->name, p->ns, p->name, hms(grant_before, t2, sizeof(t2)));
+		} else if (c->started_at > limit) {
 			v->died_at_us = c->last_finished_at ? c->last_finished_at : c->started_at;
 			set(v, VERDICT_ORPHANED, VERDICT_O4_CONTAINER_RESTARTED,
 			    "container %s of %s/%s restarted at %s, after the grant (%s); %d restart%s",
@@ -152,9 +159,21 @@ static void any_container_rule(const struct k8s_pod *p, const struct verdict_set
 	for (size_t i = 0; i < p->n_containers; i++) {
 		const struct k8s_container *c = &p->containers[i];
 
-		if (is_own(s, p, c) || c->state != K8S_CSTATE_RUNNING || c->started_at == 0 ||
-		    c->started_at > limit)
+		if (is_own(s, p, c) || c->state != K8S_CSTATE_RUNNING || c->started_at > limit)
 			continue;
+		/*
+		 * A running container without a usable start time counts as
+		 * running since before the grant: missing evidence is not
+		 * evidence of death (DESIGN.md section 6).
+		 */
+		if (c->started_at == 0) {
+			set(v, VERDICT_HELD, VERDICT_HELD_OTHER_CONTAINER_RUNNING,
+			    "%scontainer %s of %s/%s running, start time unknown: counted as before "
+			    "the grant (%s); holder container unknown",
+			    c->init ? "init " : "", c->name, p->ns, p->name,
+			    hms(grant_before, t2, sizeof(t2)));
+			return;
+		}
 		set(v, VERDICT_HELD, VERDICT_HELD_OTHER_CONTAINER_RUNNING,
 		    "%scontainer %s of %s/%s running since %s, before the grant (%s); holder container unknown",
 		    c->init ? "init " : "", c->name, p->ns, p->name,
@@ -243,6 +262,12 @@ void verdict_decide(const struct episode *e, const struct verdict_lookup *l,
 		decide_unresolved(e, s, mono_now_us, VERDICT_UNRESOLVED_LOCKEDBY, why, v);
 		return;
 	}
+	if (l->ambiguous) {
+		snprintf(why, sizeof(why), "several pods could hold it and the address confirms none: %s",
+			 l->candidates != NULL ? l->candidates : "?");
+		decide_unresolved(e, s, mono_now_us, VERDICT_UNRESOLVED_AMBIGUOUS, why, v);
+		return;
+	}
 	switch (l->outcome) {
 	case K8S_POD:
 		decide_pod(e, l, s, v);
@@ -272,12 +297,14 @@ void verdict_decide(const struct episode *e, const struct verdict_lookup *l,
 		 */
 		bool denied = l->res != NULL && (l->res->http_code == 401 || l->res->http_code == 403) &&
 			      l->res->message[0] != '\0';
+		bool several = l->candidates != NULL && strchr(l->candidates, ';') != NULL;
 		set(v, VERDICT_HELD, VERDICT_HELD_KUBERNETES_UNKNOWN,
-		    "Kubernetes API gave no answer for pod %s/%s (%ld %s)%s%s",
+		    "Kubernetes API gave no answer for pod %s/%s (%ld %s)%s%s%s%s",
 		    l->ns != NULL ? l->ns : "?", l->name != NULL ? l->name : "?",
 		    l->res != NULL ? l->res->http_code : 0L,
 		    l->res != NULL && l->res->reason[0] ? l->res->reason : "no response",
-		    denied ? ": " : "", denied ? l->res->message : "");
+		    denied ? ": " : "", denied ? l->res->message : "",
+		    several ? "; candidates: " : "", several ? l->candidates : "");
 		return;
 	}
 	}

@@ -36,6 +36,7 @@ enum verdict_rule {
 	VERDICT_HELD_KUBERNETES_UNKNOWN,
 	VERDICT_UNRESOLVED_LOCKEDBY,
 	VERDICT_UNRESOLVED_NOT_FOUND,
+	VERDICT_UNRESOLVED_AMBIGUOUS,
 	VERDICT_RULE_COUNT
 };
 
@@ -50,9 +51,10 @@ struct verdict_settings {
 };
 
 /*
- * The outcome of looking the holder up in this cycle, resolved to one pod.
- * For a HOST (ADDR) holder, GONE means no candidate exists; UNKNOWN means
- * at least one lookup gave no answer and none found a pod.
+ * The outcome of looking the holder up in this cycle, resolved to one pod
+ * by chooser_choose (chooser.h). For a HOST (ADDR) holder, GONE means no
+ * candidate exists; UNKNOWN means some lookup gave no answer; ambiguous
+ * means several pods could be the holder and ADDR singles out none.
  */
 struct verdict_lookup {
 	enum k8s_outcome outcome;
@@ -62,6 +64,8 @@ struct verdict_lookup {
 	int64_t taken_us;              /* database time of the poll */
 	bool skipped;                  /* no lookup: LOCKEDBY unresolvable */
 	const char *skip_why;          /* why, when not the parser's reason */
+	bool ambiguous;                /* several candidate pods, none singled out */
+	const char *candidates;        /* every lookup and its answer; may be NULL */
 };
 
 struct verdict {

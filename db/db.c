@@ -27,6 +27,10 @@
 /* Type OIDs from pg_type.h, which is a server header we do not include. */
 #define DB_BOOLOID 16
 #define DB_TEXTOID 25
+#define DB_TEXTARRAYOID 1009
+
+/* The poll statement's parameters: time zone, try_leader, table, schemas. */
+#define DB_POLL_NPARAMS 4
 
 /* The four columns of a Liquibase lock table, in the order we keep them. */
 enum { DB_COL_ID, DB_COL_LOCKED, DB_COL_GRANTED, DB_COL_BY, DB_NCOLS };
@@ -56,6 +60,9 @@ struct db {
 	/* The last discovered set and the poll statement built for it. */
 	struct db_entry *set;
 	size_t n_set;
+	char *want_table;   /* the discovery's filter, for the poll's signature */
+	char *want_schemas; /* text[] literal */
+	char sig[40];       /* the set's signature: md5 hex, "" for no table */
 	char *poll_sql;
 	bool prepared;   /* poll_sql is prepared on conn as stmt_name */
 	bool no_prepare; /* this connection cannot keep named statements */
@@ -354,6 +361,8 @@ void db_free(struct db *db)
 	free(db->label);
 	db_set_free(db->set, db->n_set);
 	free(db->poll_sql);
+	free(db->want_table);
+	free(db->want_schemas);
 	free(db);
 }
 
@@ -391,10 +400,15 @@ void db_disconnect(struct db *db)
 /* ---- waiting ---------------------------------------------------------- */
 
 /*
- * Waits for events on fd until deadline: 1 ready, -ETIMEDOUT, -EINTR when a
- * signal interrupted the wait and the caller's interrupt flag is set, or
- * another negative errno from poll().
+ * Waits for events on fd until deadline: 1 ready, -ETIMEDOUT, -EINTR when
+ * the caller's interrupt flag is set, or another negative errno from
+ * poll(). The flag is looked at before every slice of at most
+ * DB_WAIT_SLICE_US, not only on EINTR: a signal that lands just before
+ * poll() is entered interrupts nothing, and shutdown must not wait for a
+ * silent server's deadline (DESIGN.md section 9: exit within 2 s).
  */
+#define DB_WAIT_SLICE_US INT64_C(100000)
+
 static int db_wait(struct db *db, int fd, short events, int64_t deadline)
 {
 	for (;;) {
@@ -402,21 +416,19 @@ static int db_wait(struct db *db, int fd, short events, int64_t deadline)
 		struct pollfd p = {.fd = fd, .events = events};
 		int ms, r;
 
+		if (db->opts.interrupt != NULL && *db->opts.interrupt != 0)
+			return -EINTR;
 		if (left <= 0)
 			return -ETIMEDOUT;
+		if (left > DB_WAIT_SLICE_US)
+			left = DB_WAIT_SLICE_US;
 		/* Round up so poll() does not return a millisecond early and spin. */
-		ms = left / 1000 + 1 > INT_MAX ? INT_MAX : (int)(left / 1000 + 1);
+		ms = (int)(left / 1000 + 1);
 		r = poll(&p, 1, ms);
 		if (r > 0)
 			return 1;
-		if (r == 0)
-			continue;
-		if (errno == EINTR) {
-			if (db->opts.interrupt != NULL && *db->opts.interrupt != 0)
-				return -EINTR;
-			continue;
-		}
-		return -errno;
+		if (r < 0 && errno != EINTR)
+			return -errno;
 	}
 }
 
@@ -809,31 +821,62 @@ static char *db_text_array(char *const *v, size_t n)
  * sessions' temporary tables cannot be read), and so are schemas we may
  * not enter, which would otherwise fail the whole poll.
  */
+#define DB_DISCOVER_BODY                                                                          \
+	"SELECT n.nspname::text AS nsp, c.relname::text AS rel, a.c_id, a.c_locked, a.c_granted,"  \
+	" a.c_by"                                                                                  \
+	" FROM pg_catalog.pg_class c"                                                              \
+	" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"                                \
+	" CROSS JOIN LATERAL (SELECT"                                                              \
+	"  (array_agg(att.attname::text ORDER BY att.attname <> 'id', att.attname::text)"          \
+	"    FILTER (WHERE lower(att.attname::text) = 'id'))[1] AS c_id,"                          \
+	"  (array_agg(att.attname::text ORDER BY att.attname <> 'locked', att.attname::text)"      \
+	"    FILTER (WHERE lower(att.attname::text) = 'locked'))[1] AS c_locked,"                  \
+	"  (array_agg(att.attname::text ORDER BY att.attname <> 'lockgranted', att.attname::text)" \
+	"    FILTER (WHERE lower(att.attname::text) = 'lockgranted'))[1] AS c_granted,"            \
+	"  (array_agg(att.attname::text ORDER BY att.attname <> 'lockedby', att.attname::text)"    \
+	"    FILTER (WHERE lower(att.attname::text) = 'lockedby'))[1] AS c_by"                     \
+	"  FROM pg_catalog.pg_attribute att"                                                       \
+	"  WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped) a"              \
+	" WHERE c.relkind IN ('r', 'p')"                                                           \
+	"  AND lower(c.relname::text) = lower(" DB_DISCOVER_TABLE "::text)"                        \
+	"  AND (pg_catalog.cardinality(" DB_DISCOVER_SCHEMAS "::text[]) = 0"                       \
+	"       OR n.nspname::text = ANY (" DB_DISCOVER_SCHEMAS "::text[]))"                       \
+	"  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"                  \
+	"  AND n.nspname::text !~ '^pg_(toast_)?temp_'"                                            \
+	"  AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')"                                    \
+	"  AND pg_catalog.has_table_privilege(c.oid, 'SELECT')"                                    \
+	"  AND a.c_id IS NOT NULL AND a.c_locked IS NOT NULL"                                      \
+	"  AND a.c_granted IS NOT NULL AND a.c_by IS NOT NULL"
+
+/*
+ * The signature of a discovered set: one text that changes whenever a lock
+ * table appears, goes, is renamed or has its columns renamed. The poll
+ * computes it from the catalogue in the same round trip as the rows, so a
+ * new lock table is seen by the next poll (DESIGN.md section 4) without a
+ * second query per cycle.
+ */
+#define DB_SIGNATURE_OF_D                                                                          \
+	"COALESCE(pg_catalog.md5(pg_catalog.string_agg("                                \
+	"  d.nsp || '.' || d.rel || '(' || d.c_id || ',' || d.c_locked || ',' || d.c_granted"      \
+	"  || ',' || d.c_by || ')', '/' ORDER BY d.nsp, d.rel)), '')"
+
+#define DB_DISCOVER_TABLE "$1"
+#define DB_DISCOVER_SCHEMAS "$2"
 static const char db_discover_sql[] =
-    "SELECT n.nspname::text, c.relname::text, a.c_id, a.c_locked, a.c_granted, a.c_by"
-    " FROM pg_catalog.pg_class c"
-    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    " CROSS JOIN LATERAL (SELECT"
-    "  (array_agg(att.attname::text ORDER BY att.attname <> 'id', att.attname::text)"
-    "    FILTER (WHERE lower(att.attname::text) = 'id'))[1] AS c_id,"
-    "  (array_agg(att.attname::text ORDER BY att.attname <> 'locked', att.attname::text)"
-    "    FILTER (WHERE lower(att.attname::text) = 'locked'))[1] AS c_locked,"
-    "  (array_agg(att.attname::text ORDER BY att.attname <> 'lockgranted', att.attname::text)"
-    "    FILTER (WHERE lower(att.attname::text) = 'lockgranted'))[1] AS c_granted,"
-    "  (array_agg(att.attname::text ORDER BY att.attname <> 'lockedby', att.attname::text)"
-    "    FILTER (WHERE lower(att.attname::text) = 'lockedby'))[1] AS c_by"
-    "  FROM pg_catalog.pg_attribute att"
-    "  WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped) a"
-    " WHERE c.relkind IN ('r', 'p')"
-    "  AND lower(c.relname::text) = lower($1::text)"
-    "  AND (pg_catalog.cardinality($2::text[]) = 0 OR n.nspname::text = ANY ($2::text[]))"
-    "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
-    "  AND n.nspname::text !~ '^pg_(toast_)?temp_'"
-    "  AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
-    "  AND pg_catalog.has_table_privilege(c.oid, 'SELECT')"
-    "  AND a.c_id IS NOT NULL AND a.c_locked IS NOT NULL"
-    "  AND a.c_granted IS NOT NULL AND a.c_by IS NOT NULL"
-    " ORDER BY n.nspname, c.relname";
+    "WITH d AS (" DB_DISCOVER_BODY ")"
+    " SELECT d.nsp, d.rel, d.c_id, d.c_locked, d.c_granted, d.c_by,"
+    "  (SELECT " DB_SIGNATURE_OF_D " FROM d)"
+    " FROM d ORDER BY d.nsp, d.rel";
+#undef DB_DISCOVER_TABLE
+#undef DB_DISCOVER_SCHEMAS
+
+/* In the poll statement the table name and schema filter are $3 and $4. */
+#define DB_DISCOVER_TABLE "$3"
+#define DB_DISCOVER_SCHEMAS "$4"
+static const char db_poll_signature_sql[] =
+    "(SELECT " DB_SIGNATURE_OF_D " FROM (" DB_DISCOVER_BODY ") d)";
+#undef DB_DISCOVER_TABLE
+#undef DB_DISCOVER_SCHEMAS
 
 /* Appends to a growing string; false on allocation failure. */
 struct db_buf {
@@ -874,7 +917,10 @@ static void db_buf_add(struct db_buf *b, const char *s)
  * LEFT JOIN keeps the now() row when no table has one. Casts pin the result
  * types so the cached plan survives harmless column type changes, and
  * lockgranted is text in to_char's fixed format, exactly what db_release
- * compares against. $1 is the time zone (NULL: no conversion).
+ * compares against. $1 is the time zone (NULL: no conversion). The CTE
+ * also carries the signature of the lock tables the catalogue has now ($3
+ * and $4 are the discovery's filter), so that a table added, dropped or
+ * renamed since the last discovery is noticed by this very poll.
  */
 static char *db_build_poll_sql(PGconn *conn, const struct db_entry *set, size_t n)
 {
@@ -885,9 +931,11 @@ static char *db_build_poll_sql(PGconn *conn, const struct db_entry *set, size_t 
 	db_buf_add(&b, "WITH n AS (SELECT (EXTRACT(epoch FROM pg_catalog.now()) * 1000000)::int8"
 	               " AS now_us, CASE WHEN $2::bool THEN pg_catalog.pg_try_advisory_lock(");
 	db_buf_add(&b, line);
-	db_buf_add(&b, ") END AS leader)"
-	               " SELECT n.now_us, n.leader, t.i, t.locked, t.lockedby, t.granted, t.zone_us"
-	               " FROM n LEFT JOIN (");
+	db_buf_add(&b, ") END AS leader, ");
+	db_buf_add(&b, db_poll_signature_sql);
+	db_buf_add(&b, " AS sig)"
+	               " SELECT n.now_us, n.leader, t.i, t.locked, t.lockedby, t.granted, t.zone_us,"
+	               " n.sig FROM n LEFT JOIN (");
 	if (n == 0)
 		db_buf_add(&b,
 		           "SELECT NULL::int4 AS i, NULL::bool AS locked, NULL::text AS lockedby,"
@@ -947,13 +995,14 @@ static char *db_build_poll_sql(PGconn *conn, const struct db_entry *set, size_t 
  */
 static int db_prepare_poll(struct db *db, char *err, size_t cap)
 {
-	static const Oid types[2] = {DB_TEXTOID, DB_BOOLOID};
+	static const Oid types[DB_POLL_NPARAMS] = {DB_TEXTOID, DB_BOOLOID, DB_TEXTOID,
+						   DB_TEXTARRAYOID};
 	PGresult *r = NULL;
 	int rc;
 
 	db->stmt_gen++;
 	snprintf(db->stmt_name, sizeof db->stmt_name, "lock_arbiter_poll_%" PRIu64, db->stmt_gen);
-	rc = db_roundtrip(db, DB_SEND_PREPARE, db->stmt_name, db->poll_sql, 2, types, NULL,
+	rc = db_roundtrip(db, DB_SEND_PREPARE, db->stmt_name, db->poll_sql, DB_POLL_NPARAMS, types, NULL,
 	                  "poll: prepare", &r, err, cap);
 	if (rc < 0)
 		return rc;
@@ -1009,7 +1058,8 @@ int db_discover(struct db *db, const char *table, char *const *schemas, size_t n
 	static const Oid types[2] = {DB_TEXTOID, DB_TEXTOID};
 	struct db_entry *set = NULL;
 	struct db_table *tables = NULL;
-	char *array = NULL, *sql = NULL;
+	char *array = NULL, *sql = NULL, *want_table = NULL;
+	char sig[sizeof db->sig];
 	const char *vals[2];
 	PGresult *r = NULL;
 	size_t n = 0;
@@ -1033,16 +1083,25 @@ int db_discover(struct db *db, const char *table, char *const *schemas, size_t n
 	vals[1] = array;
 	rc = db_roundtrip(db, DB_SEND_PARAMS, NULL, db_discover_sql, 2, types, vals, "discover", &r,
 	                  err, cap);
-	free(array);
-	if (rc < 0)
+	if (rc < 0) {
+		free(array);
 		return rc;
+	}
 	rc = db_check(r, PGRES_TUPLES_OK, "discover", err, cap);
 	if (rc < 0) {
 		PQclear(r);
+		free(array);
 		return rc == -ENOENT ? -EIO : rc;
 	}
 
 	n = (size_t)PQntuples(r);
+	if (n > 0 && PQnfields(r) != 7) {
+		PQclear(r);
+		free(array);
+		db_seterr(err, cap, "discover: malformed result");
+		return -EIO;
+	}
+	snprintf(sig, sizeof sig, "%s", n > 0 ? PQgetvalue(r, 0, 6) : "");
 	set = calloc(n > 0 ? n : 1, sizeof *set);
 	tables = calloc(n > 0 ? n : 1, sizeof *tables);
 	if (set == NULL || tables == NULL)
@@ -1096,12 +1155,20 @@ int db_discover(struct db *db, const char *table, char *const *schemas, size_t n
 	}
 	free(sql);
 
+	want_table = db_strdup(table);
 	db_tables_from_set(tables, db->set, db->n_set, &ok);
-	if (!ok) {
+	if (!ok || want_table == NULL) {
 		db_tables_free(tables, n);
+		free(want_table);
+		free(array);
 		db_seterr(err, cap, "discover: out of memory");
 		return -ENOMEM;
 	}
+	free(db->want_table);
+	free(db->want_schemas);
+	db->want_table = want_table;
+	db->want_schemas = array;
+	snprintf(db->sig, sizeof db->sig, "%s", sig);
 	*out = tables;
 	*n_out = n;
 	return 0;
@@ -1112,6 +1179,7 @@ nomem:
 fail:
 	PQclear(r);
 	free(sql);
+	free(array);
 	db_set_free(set, n);
 	free(tables);
 	/* A failed prepare leaves no statement: db_poll prepares lazily. */
@@ -1145,16 +1213,17 @@ void db_poll_done(struct db_poll *p)
 }
 
 /* Copies one poll result into p; -EIO when the server sent something odd. */
-static int db_read_poll(const PGresult *r, size_t n, bool asked, struct db_poll *p, char *err,
-                        size_t cap)
+static int db_read_poll(const PGresult *r, size_t n, bool asked, const char *sig,
+                        struct db_poll *p, char *err, size_t cap)
 {
 	int nt = PQntuples(r);
 
-	if (nt < 1 || PQnfields(r) != 7 || PQgetisnull(r, 0, 0) ||
+	if (nt < 1 || PQnfields(r) != 8 || PQgetisnull(r, 0, 0) ||
 	    db_parse_i64(PQgetvalue(r, 0, 0), &p->now_us) < 0) {
 		db_seterr(err, cap, "poll: malformed result");
 		return -EIO;
 	}
+	p->tables_changed = strcmp(PQgetvalue(r, 0, 7), sig) != 0;
 	p->leader = -1;
 	if (asked)
 		p->leader = !PQgetisnull(r, 0, 1) && PQgetvalue(r, 0, 1)[0] == 't';
@@ -1216,7 +1285,8 @@ int db_poll(struct db *db, const struct db_table *tables, size_t n, const char *
             struct db_poll *out, char *err, size_t cap)
 {
 	bool ask = try_leader && !db_is_leader(db);
-	const char *vals[2] = {tz, ask ? "t" : "f"};
+	const char *vals[DB_POLL_NPARAMS] = {tz, ask ? "t" : "f", db->want_table,
+					     db->want_schemas};
 	struct db_poll p = {0};
 	PGresult *r = NULL;
 	int rc;
@@ -1239,8 +1309,8 @@ int db_poll(struct db *db, const struct db_table *tables, size_t n, const char *
 			return rc;
 	}
 	if (db->prepared) {
-		rc = db_roundtrip(db, DB_SEND_PREPARED, db->stmt_name, NULL, 2, NULL, vals, "poll",
-		                  &r, err, cap);
+		rc = db_roundtrip(db, DB_SEND_PREPARED, db->stmt_name, NULL, DB_POLL_NPARAMS, NULL,
+		                  vals, "poll", &r, err, cap);
 		if (rc < 0)
 			return rc;
 		/*
@@ -1257,10 +1327,11 @@ int db_poll(struct db *db, const struct db_table *tables, size_t n, const char *
 		}
 	}
 	if (r == NULL) {
-		static const Oid types[2] = {DB_TEXTOID, DB_BOOLOID};
+		static const Oid types[DB_POLL_NPARAMS] = {DB_TEXTOID, DB_BOOLOID, DB_TEXTOID,
+							   DB_TEXTARRAYOID};
 
-		rc = db_roundtrip(db, DB_SEND_PARAMS, NULL, db->poll_sql, 2, types, vals, "poll",
-		                  &r, err, cap);
+		rc = db_roundtrip(db, DB_SEND_PARAMS, NULL, db->poll_sql, DB_POLL_NPARAMS, types,
+		                  vals, "poll", &r, err, cap);
 		if (rc < 0)
 			return rc;
 	}
@@ -1272,7 +1343,7 @@ int db_poll(struct db *db, const struct db_table *tables, size_t n, const char *
 	 */
 	rc = db_check(r, PGRES_TUPLES_OK, "poll", err, cap);
 	if (rc == 0)
-		rc = db_read_poll(r, n, ask, &p, err, cap);
+		rc = db_read_poll(r, n, ask, db->sig, &p, err, cap);
 	PQclear(r);
 	if (rc < 0) {
 		db_poll_done(&p);

@@ -72,6 +72,8 @@ struct db_poll {
 	int64_t now_us; /* the database's now() */
 	int leader;     /* pg_try_advisory_lock result: 1, 0; -1 not asked */
 	                /* (not asked either when already the leader) */
+	bool tables_changed; /* the catalogue's lock tables differ from the */
+	                     /* discovered set: call db_discover again */
 	size_t n;
 	struct db_lock_row *rows; /* rows[i] is tables[i] of the db_poll call */
 };
@@ -125,7 +127,10 @@ int db_discover(struct db *db, const char *table, char *const *schemas, size_t n
 void db_tables_free(struct db_table *tables, size_t n);
 
 /*
- * Reads every table's row (WHERE id = 1) and now() in one round trip.
+ * Reads every table's row (WHERE id = 1) and now() in one round trip,
+ * together with the signature of the lock tables the catalogue holds now:
+ * out->tables_changed says that a table appeared, vanished or was renamed
+ * since db_discover (the rows read are still those of the discovered set).
  * timezone: when not NULL, LOCKGRANTED is also read as a time in that zone
  * (granted_zone_us). try_leader: also attempt pg_try_advisory_lock when not
  * yet the leader. On success fills *out (release with db_poll_done).

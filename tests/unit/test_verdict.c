@@ -60,6 +60,7 @@ struct row {
 	const char *holder_container;
 	int64_t unresolved_after; /* seconds, 0 off */
 	int64_t mono_age;         /* seconds the arbiter has watched the episode */
+	const char *ambiguous;    /* the chooser found several pods: its candidates line */
 	/* expected */
 	enum verdict_state want;
 	enum verdict_rule want_rule;
@@ -93,6 +94,13 @@ static const struct row rows[] = {
 	{"UNRESOLVED: unknown (unknown), Liquibase could not resolve itself", "unknown (unknown)",
 	 .outcome = K8S_UNKNOWN, .want = VERDICT_UNRESOLVED,
 	 .want_rule = VERDICT_UNRESOLVED_LOCKEDBY},
+	{"UNRESOLVED: several candidate pods and the address confirms none", HOST_A,
+	 .outcome = K8S_UNKNOWN, .ambiguous = "a/web-0: pod; b/web-0: pod",
+	 .want = VERDICT_UNRESOLVED, .want_rule = VERDICT_UNRESOLVED_AMBIGUOUS,
+	 .want_text = "a/web-0: pod; b/web-0: pod"},
+	{"O5: an ambiguous holder is unresolved, so the opt-in threshold applies", HOST_A,
+	 .outcome = K8S_UNKNOWN, .ambiguous = "a/web-0: pod; b/web-0: pod", .unresolved_after = 60,
+	 .mono_age = 120, .want = VERDICT_ORPHANED, .want_rule = VERDICT_O5_UNRESOLVED_TIMEOUT},
 	/* O2 */
 	{"O2: StatefulSet pod recreated under the same name (new uid)", HOST_A,
 	 .seen_alive = true, .known_uid = "uid-0", .outcome = K8S_POD, .c = {APP_OLD},
@@ -114,6 +122,19 @@ static const struct row rows[] = {
 	{"O3: waits for --min-lock-age", POD_A, .phase = "Failed", .outcome = K8S_POD,
 	 .taken = 3, .c = {{"app", false, TERM, -60, 0, false, "Error"}}, .want = VERDICT_HELD,
 	 .want_rule = VERDICT_HELD_TOO_YOUNG, .want_text = "--min-lock-age"},
+	/* Missing evidence is never evidence of death (issue 9, defect 4). */
+	{"O4 unknown: a running container without startedAt counts as running before the grant",
+	 POD_A, .outcome = K8S_POD, .c = {{"app", false, RUN, NONE, 0, false, NULL}},
+	 .want = VERDICT_HELD, .want_rule = VERDICT_HELD_OTHER_CONTAINER_RUNNING,
+	 .want_text = "start time unknown"},
+	{"O4 unknown: a restarted container without startedAt still keeps the lock", POD_A,
+	 .outcome = K8S_POD, .c = {{"app", false, RUN, NONE, 2, true, NULL}},
+	 .want = VERDICT_HELD, .want_rule = VERDICT_HELD_OTHER_CONTAINER_RUNNING,
+	 .want_text = "start time unknown"},
+	{"O4 known: the named container running without startedAt keeps the lock", POD_A,
+	 .annotation = "app", .outcome = K8S_POD, .c = {{"app", false, RUN, NONE, 1, true, NULL}},
+	 .want = VERDICT_HELD, .want_rule = VERDICT_HELD_CONTAINER_RUNNING,
+	 .want_text = "start time unknown"},
 	/* O4, holder container known */
 	{"O4: annotated holder container restarted inside a Running pod (CrashLoopBackOff recovery)",
 	 POD_A, .annotation = "app", .outcome = K8S_POD,
@@ -306,6 +327,8 @@ static void run_row(const struct row *r)
 		.ns = r->ns,
 		.name = r->pod,
 		.taken_us = AT(r->taken != 0 ? r->taken : 20),
+		.ambiguous = r->ambiguous != NULL,
+		.candidates = r->ambiguous,
 	};
 	struct verdict v;
 
