@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 /*
@@ -201,10 +202,13 @@ static int resolve(const char *listen, struct addrinfo **res, char *err, size_t 
 	return 0;
 }
 
-struct http_server *http_start(const char *listen, struct status *st, char *err, size_t cap)
+/*
+ * The daemon with every limit of this file; addr NULL: no listening socket
+ * (http_start_detached). The same options either way, so that the fuzz
+ * target exercises what the daemon serves.
+ */
+static struct MHD_Daemon *daemon_start(struct http_server *h, const struct sockaddr *addr)
 {
-	struct http_server *h = calloc(1, sizeof(*h));
-	struct addrinfo *ai = NULL;
 	/*
 	 * poll(), not epoll (MHD_USE_AUTO's choice on Linux). libmicrohttpd
 	 * 0.9.75 registers connections edge-triggered and treats a short read
@@ -224,6 +228,25 @@ struct http_server *http_start(const char *listen, struct status *st, char *err,
 	 */
 	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC;
 
+	if (addr == NULL)
+		flags |= MHD_USE_NO_LISTEN_SOCKET;
+	else if (addr->sa_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	return MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, addr,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTION_LIMIT,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_PER_IP_LIMIT,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONNECTION_TIMEOUT_S,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)HTTP_LISTEN_BACKLOG,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT,
+				MHD_OPTION_END);
+}
+
+struct http_server *http_start(const char *listen, struct status *st, char *err, size_t cap)
+{
+	struct http_server *h = calloc(1, sizeof(*h));
+	struct addrinfo *ai = NULL;
+
 	if (h == NULL) {
 		snprintf(err, cap, "out of memory");
 		return NULL;
@@ -232,17 +255,8 @@ struct http_server *http_start(const char *listen, struct status *st, char *err,
 		free(h);
 		return NULL;
 	}
-	if (ai->ai_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
 	h->st = st;
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
-				ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-				(unsigned)HTTP_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_CONNECTION,
-				on_connection, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-				(unsigned)HTTP_LISTEN_BACKLOG, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-				(size_t)HTTP_MEMORY_LIMIT, MHD_OPTION_END);
+	h->d = daemon_start(h, ai->ai_addr);
 	freeaddrinfo(ai);
 	if (h->d == NULL) {
 		snprintf(err, cap, "cannot listen on %s (in use, or not an address of this host)",
@@ -253,6 +267,34 @@ struct http_server *http_start(const char *listen, struct status *st, char *err,
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = info != NULL ? info->port : 0;
 	return h;
+}
+
+struct http_server *http_start_detached(struct status *st, char *err, size_t cap)
+{
+	struct http_server *h = calloc(1, sizeof(*h));
+
+	if (h == NULL) {
+		snprintf(err, cap, "out of memory");
+		return NULL;
+	}
+	h->st = st;
+	h->d = daemon_start(h, NULL);
+	if (h->d == NULL) {
+		snprintf(err, cap, "cannot start the HTTP server");
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+int http_add_connection(struct http_server *h, int fd)
+{
+	/* Any address: it only counts against the per-client limit. */
+	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+	if (MHD_add_connection(h->d, fd, (const struct sockaddr *)&peer, sizeof(peer)) != MHD_YES)
+		return errno != 0 ? -errno : -EIO;
+	return 0;
 }
 
 unsigned http_port(const struct http_server *h)

@@ -23,7 +23,17 @@ struct http_server;
  * NULL with err filled on failure.
  */
 struct http_server *http_start(const char *listen, struct status *st, char *err, size_t cap);
-/* The port actually bound. */
+/*
+ * The same server with no listening socket: connections come only through
+ * http_add_connection. For the fuzz target, which feeds it socketpairs.
+ */
+struct http_server *http_start_detached(struct status *st, char *err, size_t cap);
+/*
+ * Hands a connected stream socket to the server, which owns it from then
+ * on, even on failure (libmicrohttpd closes it). 0 or a negative errno.
+ */
+int http_add_connection(struct http_server *h, int fd);
+/* The port actually bound (0 when detached). */
 unsigned http_port(const struct http_server *h);
 /* Stops the thread and frees; accepts NULL. */
 void http_stop(struct http_server *h);
