@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "k8s_sim"))
 os.environ.setdefault("LOCK_ARBITER_BIN", os.path.join(ROOT, "build", "daemon", "lock-arbiter"))
-os.environ.setdefault("LOCK_ARBITER_FIXTURES", os.path.join(ROOT, "..", "shared", "fixtures"))
+os.environ.setdefault("LOCK_ARBITER_FIXTURES", os.path.join(ROOT, "tests", "fixtures"))
 
 from arbiter_proc import Arbiter  # noqa: E402
 from harness import (LB_ACQUIRED, LB_SLOW_STARTED, LB_WAITING, NAMESPACE, E2E,  # noqa: E402

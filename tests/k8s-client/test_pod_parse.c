@@ -1,6 +1,6 @@
 /*
  * test_pod_parse.c - k8s_pod_parse against the real Pod objects in
- * ../shared/fixtures/kubernetes/ (k9s, gitops-engine, kubernetes/api; see
+ * tests/fixtures/kubernetes/ (k9s, gitops-engine, kubernetes/api; see
  * the fixtures README for provenance), and against hand-made bodies for
  * every way the parser must refuse a snapshot. argv[1]: the fixtures root.
  */
@@ -20,7 +20,7 @@
 
 #define S(x) ((int64_t)(x)*1000000)
 
-static const char *fixtures_root = "../shared/fixtures";
+static const char *fixtures_root = "tests/fixtures";
 
 static char *read_file(const char *path, size_t *len)
 {

@@ -5,7 +5,7 @@ It speaks the real wire format for the part of the API lock-arbiter uses
 (DESIGN.md section 7): pod get/list/watch, Event create/list, discovery,
 /version, bearer-token authentication and the exact Status error bodies of
 kube-apiserver. The pods it serves are built from the real objects in
-../shared/fixtures/kubernetes/. Python 3 standard library only.
+tests/fixtures/kubernetes/. Python 3 standard library only.
 
 Two listeners:
   API      https://HOST:PORT (or plain http with --plain, like `kubectl proxy`)
@@ -59,11 +59,11 @@ PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
 
 
 def default_fixtures_dir():
-    """Fixture root: $LOCK_ARBITER_FIXTURES, else ../shared/fixtures next to the repo."""
+    """Fixture root: $LOCK_ARBITER_FIXTURES, else the project's tests/fixtures."""
     env = os.environ.get("LOCK_ARBITER_FIXTURES")
     if env:
         return env
-    return os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "fixtures"))
+    return os.path.normpath(os.path.join(HERE, "..", "fixtures"))
 
 
 # --------------------------------------------------------------------------

@@ -35,7 +35,6 @@ ROOT = HERE.parents[1]
 MANIFESTS = ROOT / "manifests"
 CONTAINERFILE = ROOT / "Containerfile"
 CLIENT_C = ROOT / "k8s-client" / "client.c"
-DESIGN = ROOT.parent / "shared" / "DESIGN.md"
 BIN = os.environ.get("LOCK_ARBITER_BIN") or str(ROOT / "build" / "daemon" / "lock-arbiter")
 
 OVERLAYS = ["deployment", "sidecar", "sidecar-native", "once"]
@@ -367,17 +366,12 @@ def test_alerts_fire_on_synthetic_series():
 
 
 def test_alert_metrics_are_the_daemons():
-    """Every metric an alert uses is in DESIGN.md section 8 and in the daemon's source."""
+    """Every metric an alert uses is one the daemon's source exports."""
     used = set()
     for g in rule_groups():
         for rule in g["rules"]:
             used |= set(re.findall(r"\block_arbiter_[a-z_]+", rule["expr"]))
     assert len(used) == 5, used
-    if DESIGN.exists():
-        text = DESIGN.read_text()
-        section = text[text.index("## 8. Interfaces"):text.index("## 9.")]
-        design = set(re.findall(r"`([a-z_]+)[{`]", section))
-        assert {u[len("lock_arbiter_"):] for u in used} <= design, (used, design)
     sources = "".join(p.read_text() for p in (ROOT / "daemon").glob("*.c"))
     if '"lock_arbiter_"' not in sources:
         pytest.skip("the daemon's source has no metrics yet")
