@@ -27,10 +27,9 @@
 /* Type OIDs from pg_type.h, which is a server header we do not include. */
 #define DB_BOOLOID 16
 #define DB_TEXTOID 25
-#define DB_TEXTARRAYOID 1009
 
-/* The poll statement's parameters: time zone, try_leader, table, schemas. */
-#define DB_POLL_NPARAMS 4
+/* The poll statement's parameters: time zone, try_leader, table name. */
+#define DB_POLL_NPARAMS 3
 
 /* The four columns of a Liquibase lock table, in the order we keep them. */
 enum { DB_COL_ID, DB_COL_LOCKED, DB_COL_GRANTED, DB_COL_BY, DB_NCOLS };
@@ -60,8 +59,7 @@ struct db {
 	/* The last discovered set and the poll statement built for it. */
 	struct db_entry *set;
 	size_t n_set;
-	char *want_table;   /* the discovery's filter, for the poll's signature */
-	char *want_schemas; /* text[] literal */
+	char *want_table;   /* the discovery's table name, for the poll's signature */
 	char sig[40];       /* the set's signature: md5 hex, "" for no table */
 	char *poll_sql;
 	bool prepared;   /* poll_sql is prepared on conn as stmt_name */
@@ -362,7 +360,6 @@ void db_free(struct db *db)
 	db_set_free(db->set, db->n_set);
 	free(db->poll_sql);
 	free(db->want_table);
-	free(db->want_schemas);
 	free(db);
 }
 
@@ -838,9 +835,9 @@ static char *db_text_array(char *const *v, size_t n)
 	"  FROM pg_catalog.pg_attribute att"                                                       \
 	"  WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped) a"              \
 	" WHERE c.relkind IN ('r', 'p')"                                                           \
-	"  AND lower(c.relname::text) = lower(" DB_DISCOVER_TABLE "::text)"                        \
-	"  AND (pg_catalog.cardinality(" DB_DISCOVER_SCHEMAS "::text[]) = 0"                       \
-	"       OR n.nspname::text = ANY (" DB_DISCOVER_SCHEMAS "::text[]))"                       \
+	"  AND lower(c.relname::text) = lower($1::text)"                                           \
+	"  AND (pg_catalog.cardinality($2::text[]) = 0"                                            \
+	"       OR n.nspname::text = ANY ($2::text[]))"                                            \
 	"  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"                  \
 	"  AND n.nspname::text !~ '^pg_(toast_)?temp_'"                                            \
 	"  AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')"                                    \
@@ -849,34 +846,33 @@ static char *db_text_array(char *const *v, size_t n)
 	"  AND a.c_granted IS NOT NULL AND a.c_by IS NOT NULL"
 
 /*
- * The signature of a discovered set: one text that changes whenever a lock
- * table appears, goes, is renamed or has its columns renamed. The poll
- * computes it from the catalogue in the same round trip as the rows, so a
- * new lock table is seen by the next poll (DESIGN.md section 4) without a
- * second query per cycle.
+ * The signature of the catalogue's candidate lock tables: every relation
+ * with the table's name, with its schema, column count and privileges. It
+ * changes whenever a lock table appears, goes, is renamed or moved, gains
+ * or loses columns, or is granted or revoked; a renamed column fails the
+ * poll itself (42703). The poll computes it in the same round trip as the
+ * rows, so a new lock table is seen by the next poll (DESIGN.md section
+ * 4). It covers the candidates, not the filtered set, so that it stays
+ * cheap (one pass over pg_class, no pg_attribute): at 1 000 schemas the
+ * full discovery query costs several times the whole poll.
  */
-#define DB_SIGNATURE_OF_D                                                                          \
-	"COALESCE(pg_catalog.md5(pg_catalog.string_agg("                                \
-	"  d.nsp || '.' || d.rel || '(' || d.c_id || ',' || d.c_locked || ',' || d.c_granted"      \
-	"  || ',' || d.c_by || ')', '/' ORDER BY d.nsp, d.rel)), '')"
+#define DB_SIGNATURE(tbl)                                                                          \
+	"(SELECT COALESCE(pg_catalog.md5(pg_catalog.string_agg("                                   \
+	"  n.nspname || '.' || c.relname || ':' || c.relnatts || ':'"                              \
+	"  || COALESCE(c.relacl::text, '') || ':' || COALESCE(n.nspacl::text, ''),"                \
+	"  '/' ORDER BY n.nspname, c.relname)), '')"                                               \
+	" FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"    \
+	" WHERE c.relkind IN ('r', 'p') AND lower(c.relname::text) = lower(" tbl "::text))"
 
-#define DB_DISCOVER_TABLE "$1"
-#define DB_DISCOVER_SCHEMAS "$2"
+/* The first row has a NULL schema and only the signature when no table matched. */
 static const char db_discover_sql[] =
-    "WITH d AS (" DB_DISCOVER_BODY ")"
-    " SELECT d.nsp, d.rel, d.c_id, d.c_locked, d.c_granted, d.c_by,"
-    "  (SELECT " DB_SIGNATURE_OF_D " FROM d)"
-    " FROM d ORDER BY d.nsp, d.rel";
-#undef DB_DISCOVER_TABLE
-#undef DB_DISCOVER_SCHEMAS
+    "SELECT d.nsp, d.rel, d.c_id, d.c_locked, d.c_granted, d.c_by, s.sig"
+    " FROM (SELECT " DB_SIGNATURE("$1") " AS sig) s"
+    " LEFT JOIN (" DB_DISCOVER_BODY ") d ON true"
+    " ORDER BY d.nsp NULLS FIRST, d.rel";
 
-/* In the poll statement the table name and schema filter are $3 and $4. */
-#define DB_DISCOVER_TABLE "$3"
-#define DB_DISCOVER_SCHEMAS "$4"
-static const char db_poll_signature_sql[] =
-    "(SELECT " DB_SIGNATURE_OF_D " FROM (" DB_DISCOVER_BODY ") d)";
-#undef DB_DISCOVER_TABLE
-#undef DB_DISCOVER_SCHEMAS
+/* In the poll statement the table name is $3. */
+static const char db_poll_signature_sql[] = DB_SIGNATURE("$3");
 
 /* Appends to a growing string; false on allocation failure. */
 struct db_buf {
@@ -919,8 +915,8 @@ static void db_buf_add(struct db_buf *b, const char *s)
  * lockgranted is text in to_char's fixed format, exactly what db_release
  * compares against. $1 is the time zone (NULL: no conversion). The CTE
  * also carries the signature of the lock tables the catalogue has now ($3
- * and $4 are the discovery's filter), so that a table added, dropped or
- * renamed since the last discovery is noticed by this very poll.
+ * is the table name), so that a table added, dropped or renamed since the
+ * last discovery is noticed by this very poll.
  */
 static char *db_build_poll_sql(PGconn *conn, const struct db_entry *set, size_t n)
 {
@@ -995,8 +991,7 @@ static char *db_build_poll_sql(PGconn *conn, const struct db_entry *set, size_t 
  */
 static int db_prepare_poll(struct db *db, char *err, size_t cap)
 {
-	static const Oid types[DB_POLL_NPARAMS] = {DB_TEXTOID, DB_BOOLOID, DB_TEXTOID,
-						   DB_TEXTARRAYOID};
+	static const Oid types[DB_POLL_NPARAMS] = {DB_TEXTOID, DB_BOOLOID, DB_TEXTOID};
 	PGresult *r = NULL;
 	int rc;
 
@@ -1060,6 +1055,7 @@ int db_discover(struct db *db, const char *table, char *const *schemas, size_t n
 	struct db_table *tables = NULL;
 	char *array = NULL, *sql = NULL, *want_table = NULL;
 	char sig[sizeof db->sig];
+	int first;
 	const char *vals[2];
 	PGresult *r = NULL;
 	size_t n = 0;
@@ -1094,25 +1090,29 @@ int db_discover(struct db *db, const char *table, char *const *schemas, size_t n
 		return rc == -ENOENT ? -EIO : rc;
 	}
 
-	n = (size_t)PQntuples(r);
-	if (n > 0 && PQnfields(r) != 7) {
+	if (PQntuples(r) < 1 || PQnfields(r) != 7) {
 		PQclear(r);
 		free(array);
 		db_seterr(err, cap, "discover: malformed result");
 		return -EIO;
 	}
-	snprintf(sig, sizeof sig, "%s", n > 0 ? PQgetvalue(r, 0, 6) : "");
+	snprintf(sig, sizeof sig, "%s", PQgetvalue(r, 0, 6));
+	/* The first row carries only the signature when no table matched. */
+	first = PQgetisnull(r, 0, 0) ? 1 : 0;
+	n = (size_t)PQntuples(r) - (size_t)first;
 	set = calloc(n > 0 ? n : 1, sizeof *set);
 	tables = calloc(n > 0 ? n : 1, sizeof *tables);
 	if (set == NULL || tables == NULL)
 		goto nomem;
 	for (size_t i = 0; i < n; i++) {
-		set[i].schema = db_strdup(PQgetvalue(r, (int)i, 0));
-		set[i].table = db_strdup(PQgetvalue(r, (int)i, 1));
+		int row = (int)i + first;
+
+		set[i].schema = db_strdup(PQgetvalue(r, row, 0));
+		set[i].table = db_strdup(PQgetvalue(r, row, 1));
 		if (set[i].schema == NULL || set[i].table == NULL)
 			goto nomem;
 		for (int c = 0; c < DB_NCOLS; c++) {
-			set[i].col[c] = db_strdup(PQgetvalue(r, (int)i, 2 + c));
+			set[i].col[c] = db_strdup(PQgetvalue(r, row, 2 + c));
 			if (set[i].col[c] == NULL)
 				goto nomem;
 		}
@@ -1165,9 +1165,8 @@ int db_discover(struct db *db, const char *table, char *const *schemas, size_t n
 		return -ENOMEM;
 	}
 	free(db->want_table);
-	free(db->want_schemas);
 	db->want_table = want_table;
-	db->want_schemas = array;
+	free(array);
 	snprintf(db->sig, sizeof db->sig, "%s", sig);
 	*out = tables;
 	*n_out = n;
@@ -1285,8 +1284,7 @@ int db_poll(struct db *db, const struct db_table *tables, size_t n, const char *
             struct db_poll *out, char *err, size_t cap)
 {
 	bool ask = try_leader && !db_is_leader(db);
-	const char *vals[DB_POLL_NPARAMS] = {tz, ask ? "t" : "f", db->want_table,
-					     db->want_schemas};
+	const char *vals[DB_POLL_NPARAMS] = {tz, ask ? "t" : "f", db->want_table};
 	struct db_poll p = {0};
 	PGresult *r = NULL;
 	int rc;
@@ -1327,8 +1325,7 @@ int db_poll(struct db *db, const struct db_table *tables, size_t n, const char *
 		}
 	}
 	if (r == NULL) {
-		static const Oid types[DB_POLL_NPARAMS] = {DB_TEXTOID, DB_BOOLOID, DB_TEXTOID,
-							   DB_TEXTARRAYOID};
+		static const Oid types[DB_POLL_NPARAMS] = {DB_TEXTOID, DB_BOOLOID, DB_TEXTOID};
 
 		rc = db_roundtrip(db, DB_SEND_PARAMS, NULL, db->poll_sql, DB_POLL_NPARAMS, types,
 		                  vals, "poll", &r, err, cap);
