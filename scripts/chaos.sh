@@ -17,5 +17,5 @@ if [ ! -d "$build" ]; then
 fi
 ninja -C "$build" daemon/lock-arbiter >/dev/null || { ninja -C "$build" daemon/lock-arbiter; exit 1; }
 export LOCK_ARBITER_BIN=${LOCK_ARBITER_BIN:-$PWD/$build/daemon/lock-arbiter}
-export LOCK_ARBITER_FIXTURES=${LOCK_ARBITER_FIXTURES:-$PWD/../shared/fixtures}
+export LOCK_ARBITER_FIXTURES=${LOCK_ARBITER_FIXTURES:-$PWD/tests/fixtures}
 exec /usr/bin/python3 tests/chaos/chaos.py "$@"
