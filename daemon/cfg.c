@@ -55,8 +55,8 @@ static const struct opt {
     [O_TABLE] = {"table", OPT_STRING, "NAME", "databasechangeloglock",
                  "lock table name, matched case-insensitively"},
     [O_SCHEMA] = {"schema", OPT_LIST, "NAME", NULL,
-                  "schema to watch (repeatable); default every schema with the table, rediscovered "
-                  "every 60s"},
+                  "schema to watch (repeatable); default every schema with the table, seen by "
+                  "the poll after it appears"},
     [O_HOLDER_NAMESPACE] =
         {"holder-namespace", OPT_LIST, "NS", NULL,
          "namespace where holder pods live (repeatable); default the arbiter's own"},
@@ -134,15 +134,28 @@ static void list_free(struct cfg_list *l)
 
 static void problem(struct raw *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * One problem, on one line: the values quoted in it come from the command
+ * line and the environment, and a newline or an escape sequence among them
+ * must not forge another line (control characters are written as \xNN).
+ */
 static void problem(struct raw *r, const char *fmt, ...)
 {
+	char line[512];
 	va_list ap;
+	int n;
 
-	fprintf(r->err, "lock-arbiter: ");
 	va_start(ap, fmt);
-	vfprintf(r->err, fmt, ap);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fputc('\n', r->err);
+	fprintf(r->err, "lock-arbiter: ");
+	for (const unsigned char *p = (const unsigned char *)line; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			fprintf(r->err, "\\x%02x", *p);
+		else
+			fputc(*p, r->err);
+	}
+	fputs(n >= 0 && (size_t)n >= sizeof(line) ? "...\n" : "\n", r->err);
 	r->errors++;
 }
 

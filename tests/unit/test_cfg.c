@@ -332,6 +332,24 @@ static void help_with_a_bad_option_counts_the_problem(void **state)
 	cfg_done(&c);
 }
 
+/*
+ * Fuzz finding (tests/fuzz/fuzz_cfg): a value with a newline, quoted in a
+ * problem, split it into two lines; the second could pass for a problem
+ * of its own. Control characters are now written as \xNN.
+ */
+static void problem_with_a_newline_stays_on_one_line(void **state)
+{
+	struct cfg c;
+	char err[512];
+
+	(void)state;
+	setenv("POD_NAMESPACE", "ops\nlock-arbiter: forged\x1b[2J", 1);
+	assert_int_equal(load(&c, err, sizeof(err), "--database", "dbname=app", NULL), 1);
+	assert_non_null(strstr(err, "'ops\\x0alock-arbiter: forged\\x1b[2J'"));
+	assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1);
+	cfg_done(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -347,6 +365,7 @@ int main(void)
 		cmocka_unit_test_setup(help_and_version_skip_validation, clean_env),
 		cmocka_unit_test_setup(cfg_load_twice_forgets_the_previous_argv, clean_env),
 		cmocka_unit_test_setup(help_with_a_bad_option_counts_the_problem, clean_env),
+		cmocka_unit_test_setup(problem_with_a_newline_stays_on_one_line, clean_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
