@@ -8,7 +8,8 @@
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]    (default 30, all)
 #
-# Reproduce a finding with build-fuzz/tests/fuzz/fuzz_NAME ARTIFACT; shrink
+# Reproduce a finding with build-fuzz/tests/fuzz/fuzz_NAME ARTIFACT (a file:
+# given a directory, libFuzzer fuzzes and writes into it); shrink
 # it with -minimize_crash=1 -runs=100000; add it to tests/fuzz/corpus/NAME
 # with a named regression test.
 set -uo pipefail
@@ -43,12 +44,15 @@ fi
 ninja -C "$build" "${targets[@]/#/tests/fuzz/fuzz_}" >"$build/fuzz-build.log" 2>&1 ||
 	{ cat "$build/fuzz-build.log"; exit 1; }
 
-# Seeds beyond the corpus: the real objects the targets read.
+# Seeds beyond the corpus: the real objects the targets read, when present.
 extra_seeds() {
+	local dir
 	case $1 in
-	pod | status) echo ../shared/fixtures/kubernetes ;;
-	lockedby | metrics) echo ../shared/fixtures/liquibase ;;
+	pod | status) dir=../shared/fixtures/kubernetes ;;
+	lockedby | metrics) dir=../shared/fixtures/liquibase ;;
+	*) return ;;
 	esac
+	[[ -d $dir ]] && echo "$dir"
 }
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
@@ -63,10 +67,12 @@ for t in "${targets[@]}"; do
 	cp tests/fuzz/corpus/"$t"/* "$work"/
 	seeds=$(extra_seeds "$t")
 	# The scratch copy comes first: libFuzzer adds what it finds there.
+	start=$SECONDS
 	"$build/tests/fuzz/fuzz_$t" "$work" ${seeds:+"$seeds"} -max_total_time="$seconds" \
 		-timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
 		-artifact_prefix="$artifacts" >"$log" 2>&1
 	rc=$?
+	took=$((SECONDS - start))
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
 	found=$(ls "$artifacts")
@@ -78,7 +84,7 @@ for t in "${targets[@]}"; do
 		failed=1
 	fi
 	printf 'fuzz_%-9s %10s execs in %ss (%s/s), corpus %s -> %s: %s\n' "$t" "${execs:-?}" \
-		"$seconds" "${rate:-?}" "$(ls tests/fuzz/corpus/"$t" | wc -l)" "$(ls "$work" | wc -l)" \
+		"$took" "${rate:-?}" "$(ls tests/fuzz/corpus/"$t" | wc -l)" "$(ls "$work" | wc -l)" \
 		"$result"
 done
 exit $failed
