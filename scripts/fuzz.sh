@@ -37,8 +37,10 @@ if ! command -v clang >/dev/null; then
 fi
 build=build-fuzz
 if [[ ! -f $build/build.ninja ]]; then
+	# fuzzer-no-link instruments every library for coverage too (daemon,
+	# db, k8s-client): without it libFuzzer sees only the target file.
 	CC=clang meson setup "$build" -Dfuzzing=true -Db_sanitize=address,undefined \
-		-Db_lundef=false >"$build.setup.log" 2>&1 ||
+		-Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link >"$build.setup.log" 2>&1 ||
 		{ cat "$build.setup.log"; exit 1; }
 fi
 ninja -C "$build" "${targets[@]/#/tests/fuzz/fuzz_}" >"$build/fuzz-build.log" 2>&1 ||

@@ -46,3 +46,11 @@ if [[ ! -f $build/build.ninja ]]; then
 	meson setup "$build" -Dwerror=true -Dtest_hooks=true "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
 fi
 ninja -C "$build" >"$log" 2>&1 || { cat "$log"; exit 1; }
+
+# Real Liquibase for the end-to-end tests and the demo, downloaded once into
+# the cache before any test runs, so that a failed download shows npm's
+# reason here at once instead of a timeout inside a test.
+if ! bash tests/e2e/install_liquibase.sh >/dev/null 2>"$log"; then
+	cat "$log" >&2
+	echo "setup: real Liquibase is unavailable: the end-to-end tests will be skipped" >&2
+fi

@@ -54,9 +54,12 @@ tmp=$(mktemp -d "$cache/.liquibase-$version.XXXXXX")
 chmod 755 "$tmp" # mktemp makes it 0700; the cache is shared
 trap 'rm -rf "$tmp"' EXIT
 echo "install_liquibase: npm install liquibase@$version into $dir" >&2
+# Fail fast with npm's own reason: a registry that does not answer is given
+# two short retries, not npm's default minutes of back-off.
 if ! npm install --prefix "$tmp" "liquibase@$version" --no-audit --no-fund \
-	--loglevel=error >&2; then
-	echo "install_liquibase: npm install liquibase@$version failed" >&2
+	--loglevel=error --fetch-retries=2 --fetch-retry-mintimeout=2000 \
+	--fetch-retry-maxtimeout=10000 --fetch-timeout=60000 >&2; then
+	echo "install_liquibase: npm install liquibase@$version failed (npm's reason above)" >&2
 	exit 4
 fi
 rm -rf "$dir"
