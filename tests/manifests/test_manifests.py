@@ -15,8 +15,11 @@
 - the Containerfile installs exactly the packages of the libraries the binary
   links, and builds from what meson needs.
 
-Tools missing from the machine (kubectl, node and npm, promtool) skip the
-checks that need them, with the reason.
+kubectl is the pinned 1.31 that scripts/install_kube_tools.sh puts in the
+cache (installed on first use), never whichever is on PATH. Tools missing
+from the machine (node and npm, promtool, or kubectl when it cannot be
+installed) skip the checks that need them, with the reason; with CI=true
+they fail instead.
 """
 import fcntl
 import json
@@ -24,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -32,6 +36,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+import kube_tools  # noqa: E402
 MANIFESTS = ROOT / "manifests"
 CONTAINERFILE = ROOT / "Containerfile"
 CLIENT_C = ROOT / "k8s-client" / "client.c"
@@ -80,11 +86,26 @@ def run(cmd, **kw):
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, **kw)
 
 
+def skip(reason):
+    """Skips with the reason; in CI (CI=true) nothing may be skipped: fails."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
+
+
 def need(tool, why):
     path = shutil.which(tool)
     if path is None:
-        pytest.skip(f"{tool} is not installed: {why} not checked")
+        skip(f"{tool} is not installed: {why} not checked")
     return path
+
+
+def kube_tool(name, why):
+    """The pinned kubectl or helm (installed into the cache on first use)."""
+    try:
+        return getattr(kube_tools.locate(), name)
+    except kube_tools.Unavailable as e:
+        skip(f"{e}: {why} not checked")
 
 
 # ---- rendering ----------------------------------------------------------
@@ -95,7 +116,7 @@ _rendered = {}
 def render(name):
     """The objects `kubectl kustomize` makes of one kustomization."""
     if name not in _rendered:
-        kubectl = need("kubectl", "the kustomize rendering (and all that reads it)")
+        kubectl = kube_tool("kubectl", "the kustomize rendering (and all that reads it)")
         r = run([kubectl, "kustomize", str(KUSTOMIZATIONS[name])])
         assert r.returncode == 0, f"kubectl kustomize {name} failed:\n{r.stderr}"
         _rendered[name] = [o for o in yaml.safe_load_all(r.stdout) if o]
@@ -374,7 +395,7 @@ def test_alert_metrics_are_the_daemons():
     assert len(used) == 5, used
     sources = "".join(p.read_text() for p in (ROOT / "daemon").glob("*.c"))
     if '"lock_arbiter_"' not in sources:
-        pytest.skip("the daemon's source has no metrics yet")
+        skip("the daemon's source has no metrics yet")
     for u in used:
         assert f'"{u[len("lock_arbiter_"):]}"' in sources, f"{u} is not a metric of the daemon"
     assert '"unresolved"' in sources
@@ -792,7 +813,7 @@ def test_runtime_stage_installs_exactly_the_linked_libraries():
     package in the closure of the install line and the base image.
     """
     if shutil.which("dpkg-query") is None or shutil.which("ldd") is None:
-        pytest.skip("not a Debian machine: dpkg-query or ldd missing")
+        skip("not a Debian machine: dpkg-query or ldd missing")
     readelf = need("readelf", "the binary's NEEDED libraries")
     dyn = run([readelf, "-d", BIN]).stdout
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn)
@@ -831,7 +852,7 @@ def test_build_stage_installs_what_meson_needs():
     that meson.build requires with the tests disabled, the -dev package that
     ships its pkg-config file."""
     if shutil.which("dpkg-query") is None:
-        pytest.skip("not a Debian machine: dpkg-query missing")
+        skip("not a Debian machine: dpkg-query missing")
     pkg_config = need("pkg-config", "the build stage's -dev packages")
     meson = (ROOT / "meson.build").read_text()
     deps = [name for name, rest in re.findall(r"dependency\('([^']+)'([^)]*)\)", meson)
