@@ -1263,7 +1263,10 @@ def main(argv=None):
         failures.append("ARBITER EXIT: %s exit %s %s\n%s" % (
             x["arbiter"], x["exit"], x.get("what", ""), x["log_tail"]))
     if failures:
-        print("\n== %d FAILURE(S) ==" % len(failures))
+        with open(os.path.join(workdir, "failures.txt"), "w") as f:
+            f.write("\n\n".join(failures) + "\n")
+        print("\n== %d FAILURE(S) (all in %s) ==" % (
+            len(failures), os.path.join(workdir, "failures.txt")))
         for f in failures[:20]:
             print("\n" + f)
         if len(failures) > 20:
