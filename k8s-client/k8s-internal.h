@@ -49,6 +49,16 @@ int k8s_pod_from_json(const cJSON *obj, bool list_item, struct k8s_pod *out, cha
 int k8s_pod_list_parse(const char *json, size_t len, struct k8s_pod **pods, size_t *n, char *err,
                        size_t cap);
 
+/*
+ * A member of obj for the other files, with pod.c's rules: absent and null
+ * are NULL; a duplicate key or another type is -EINVAL with err naming
+ * path and key.
+ */
+int k8s_json_get_str(const cJSON *obj, const char *path, const char *key, const char **out,
+                     char *err, size_t cap);
+int k8s_json_get_object(const cJSON *obj, const char *path, const char *key, const cJSON **out,
+                        char *err, size_t cap);
+
 /* What an error body says, when it is a Status. */
 struct k8s_status {
 	bool is_status;

@@ -27,6 +27,8 @@
 #define K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define K8S_MAX_BODY (1024 * 1024)
 #define K8S_HOLDER_ANNOTATION "lock-arbiter.io/holder-container"
+/* A resourceVersion is an opaque string; etcd's are decimal uint64s. */
+#define K8S_RV_MAX 64
 
 /*
  * Name checks applied before any URL is built; the daemon validates
@@ -66,6 +68,9 @@ struct k8s_config {
 	void (*observe)(void *ctx, const char *verb, long code, int64_t duration_us);
 	void *observe_ctx;
 };
+
+/* A resourceVersion we accept: 1 to K8S_RV_MAX-1 bytes of printable ASCII, no space. */
+bool k8s_is_resource_version(const char *s);
 
 /* Fills the defaults above; strings NULL. */
 void k8s_config_default(struct k8s_config *c);
@@ -123,6 +128,11 @@ struct k8s_pod {
 	char uid[64];
 	int64_t created;       /* metadata.creationTimestamp */
 	int64_t deleting;      /* metadata.deletionTimestamp, 0 when absent */
+	/*
+	 * metadata.resourceVersion, "" when absent: where a watch of this pod
+	 * starts (watch.h). Opaque; printable ASCII, else the pod is -EINVAL.
+	 */
+	char resource_version[K8S_RV_MAX];
 	char phase[16];        /* status.phase, "" when absent */
 	char pod_ips[4][64];   /* status.podIPs (or podIP) */
 	size_t n_pod_ips;
@@ -191,5 +201,8 @@ struct k8s_event {
  * whenever eventTime is set.
  */
 int k8s_post_event(struct k8s_client *k, const struct k8s_event *ev, struct k8s_result *res);
+
+/* Watches of pods: the stream decoder and the non-blocking connections. */
+#include "watch.h"
 
 #endif

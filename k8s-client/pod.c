@@ -373,8 +373,13 @@ static int parse_metadata(const cJSON *meta, struct k8s_pod *p, char *err, size_
 	    (r = get_strbuf(&c, meta, "namespace", p->ns, sizeof(p->ns))) < 0 ||
 	    (r = get_strbuf(&c, meta, "uid", p->uid, sizeof(p->uid))) < 0 ||
 	    (r = get_time(&c, meta, "creationTimestamp", &p->created)) < 0 ||
-	    (r = get_time(&c, meta, "deletionTimestamp", &p->deleting)) < 0)
+	    (r = get_time(&c, meta, "deletionTimestamp", &p->deleting)) < 0 ||
+	    (r = get_strbuf(&c, meta, "resourceVersion", p->resource_version,
+	                    sizeof(p->resource_version))) < 0)
 		return r;
+	/* It goes back into a watch URL: opaque, but printable ASCII only. */
+	if (p->resource_version[0] != '\0' && !k8s_is_resource_version(p->resource_version))
+		return k8s_fail(err, cap, "metadata.resourceVersion: not printable ASCII");
 	/*
 	 * The identity fields are required although other fields may be
 	 * missing: the verdicts compare them, and an empty uid would look
@@ -530,6 +535,29 @@ int k8s_pod_from_json(const cJSON *obj, bool list_item, struct k8s_pod *out, cha
 	p.n_containers = l.n;
 	*out = p;
 	return 0;
+}
+
+bool k8s_is_resource_version(const char *s)
+{
+	size_t n = 0;
+	for (; s[n] != '\0'; n++)
+		if ((unsigned char)s[n] <= ' ' || (unsigned char)s[n] >= 0x7f)
+			return false;
+	return n > 0 && n < K8S_RV_MAX;
+}
+
+int k8s_json_get_str(const cJSON *obj, const char *path, const char *key, const char **out,
+                     char *err, size_t cap)
+{
+	struct ctx c = {path, "", err, cap};
+	return get_str(&c, obj, key, out);
+}
+
+int k8s_json_get_object(const cJSON *obj, const char *path, const char *key, const cJSON **out,
+                        char *err, size_t cap)
+{
+	struct ctx c = {path, "", err, cap};
+	return get_object(&c, obj, key, out);
 }
 
 int k8s_pod_parse(const char *json, size_t len, struct k8s_pod *out, char *err, size_t cap)
