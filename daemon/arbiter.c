@@ -1,5 +1,6 @@
 #include "arbiter.h"
 
+#include "guard.h"
 #include "log.h"
 #include "text.h"
 #include "resolve.h"
@@ -441,6 +442,130 @@ static void address_hint(struct arbiter *a, struct episode *e)
 	}
 }
 
+/* Lists the pods that have the holder's addresses now; false when any listing failed. */
+static bool address_owners(struct arbiter *a, char *const *addrs, size_t n_addrs,
+			   struct k8s_pod **pods, size_t *n_pods)
+{
+	const struct cfg_list *ns = &a->cfg->holder_namespaces;
+
+	*pods = NULL;
+	*n_pods = 0;
+	for (size_t i = 0; i < n_addrs; i++) {
+		for (size_t k = 0; k < ns->n; k++) {
+			struct k8s_pod *found = NULL, *all;
+			struct k8s_result res;
+			size_t n = 0;
+
+			if (k8s_list_pods_by_ip(a->k8s, ns->items[k], addrs[i], &found, &n, &res) !=
+			    K8S_POD)
+				return false;
+			all = realloc(*pods, (*n_pods + n + 1) * sizeof(**pods));
+			if (all == NULL) {
+				k8s_pods_free(found, n);
+				return false;
+			}
+			*pods = all;
+			if (n > 0)
+				memcpy(*pods + *n_pods, found, n * sizeof(*found));
+			*n_pods += n;
+			free(found); /* the pods moved into *pods */
+		}
+	}
+	return true;
+}
+
+/*
+ * Ends the blocking sessions that can be placed before every current owner
+ * of their address (--terminate-orphaned-sessions); the lock stays until
+ * the next poll finds them gone.
+ */
+static void terminate_sessions(struct arbiter *a, struct arbiter_db *d, char *const *addrs,
+			       size_t n_addrs, const struct db_session *ss, size_t n,
+			       int64_t death_us)
+{
+	struct k8s_pod *pods = NULL;
+	struct guard_owner *owners = NULL;
+	size_t n_pods = 0, n_owners = 0;
+	bool known = a->k8s != NULL && address_owners(a, addrs, n_addrs, &pods, &n_pods);
+
+	for (size_t p = 0; known && p < n_pods; p++) {
+		struct guard_owner *o = realloc(owners, (n_owners + pods[p].n_pod_ips + 1) *
+							    sizeof(*owners));
+		if (o == NULL) {
+			known = false;
+			break;
+		}
+		owners = o;
+		for (size_t k = 0; k < pods[p].n_pod_ips; k++)
+			owners[n_owners++] = (struct guard_owner){pods[p].pod_ips[k], pods[p].created};
+	}
+	for (size_t i = 0; i < n; i++) {
+		char pid[24], err[256];
+		int rc;
+
+		if (!guard_terminable(&ss[i], death_us, a->cfg->clock_skew_us, owners, n_owners,
+				      known))
+			continue;
+		snprintf(pid, sizeof(pid), "%lld", (long long)ss[i].pid);
+		rc = db_terminate_session(d->db, ss[i].pid, err, sizeof(err));
+		if (rc == 1) {
+			d->sessions_terminated++;
+			log_warn("holder session terminated", "database", d->label, "pid", pid,
+				 "client_addr", ss[i].addr, "state", ss[i].state, "query", ss[i].query,
+				 NULL);
+		} else if (rc < 0) {
+			log_error("holder session not terminated", "database", d->label, "pid", pid,
+				  "error", err, NULL);
+		}
+	}
+	free(owners);
+	k8s_pods_free(pods, n_pods);
+}
+
+/*
+ * The session guard (DESIGN.md section 6): an ORPHANED verdict becomes
+ * HELD while a session from the holder's addresses that began before its
+ * death is still open, or when the sessions cannot be listed.
+ */
+static void session_guard(struct arbiter *a, struct arbiter_db *d, struct episode *e,
+			  int64_t taken_db_us, bool may_act, struct verdict *v)
+{
+	const struct cfg *c = a->cfg;
+	char *addrs[5], err[256];
+	size_t n_addrs = 0;
+	struct guard_view g = {.require = c->session_guard == CFG_GUARD_REQUIRE,
+			       .skew_us = c->clock_skew_us};
+	struct db_session *ss = NULL;
+
+	if (v->state != VERDICT_ORPHANED || c->session_guard == CFG_GUARD_OFF)
+		return;
+	/* The API's record of the death, else when the arbiter first saw it: never moved. */
+	if (e->orphan_seen_us == 0)
+		e->orphan_seen_us = taken_db_us;
+	g.death_us = v->died_at_us > 0 ? v->died_at_us : e->orphan_seen_us;
+	for (size_t i = 0; i < e->n_holder_addrs; i++)
+		addrs[n_addrs++] = e->holder_addrs[i];
+	if (e->holder.kind == HOLDER_HOST)
+		addrs[n_addrs++] = e->holder.addr;
+	if (db_sessions(d->db, addrs, n_addrs, &ss, &g.n, &g.visible, err, sizeof(err)) < 0) {
+		g.list_error = err;
+	} else {
+		g.sessions = ss;
+		d->guard_visible = g.visible;
+		d->guard_checked = true;
+		if (!g.visible && !d->guard_blind_logged) {
+			d->guard_blind_logged = true;
+			log_warn("session guard cannot see other roles' sessions: grant "
+				 "pg_read_all_stats",
+				 "database", d->label, "session_guard", g.require ? "require" : "on",
+				 NULL);
+		}
+	}
+	if (guard_decide(&g, v) > 0 && may_act && c->terminate_orphaned_sessions)
+		terminate_sessions(a, d, addrs, n_addrs, ss, g.n, g.death_us);
+	free(ss);
+}
+
 /* Looks the holder up, decides, and acts on one held lock. */
 static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t taken_db_us,
 		  int64_t mono)
@@ -472,6 +597,8 @@ static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t tak
 	resolve_holder(a->k8s, &c->holder_namespaces, e, taken_db_us, &r);
 	verdict_decide(e, l, &vs, mono, &v);
 	verdict_learn(e, l);
+	session_guard(a, d, e, taken_db_us,
+		      c->mode != CFG_MODE_CHECK && verdict_act(&v, &gate) == VERDICT_RELEASE, &v);
 	if (v.rule == VERDICT_UNRESOLVED_NOT_FOUND) {
 		address_hint(a, e);
 		strncat(v.text, j->addr_hint, sizeof(v.text) - strlen(v.text) - 1);

@@ -40,6 +40,10 @@ struct arbiter_db {
 	uint64_t release_conflicts, release_errors, zone_mismatches;
 	struct histogram poll; /* poll_duration_seconds */
 
+	/* The session guard: whether this role sees other roles' sessions. */
+	bool guard_checked, guard_visible, guard_blind_logged;
+	uint64_t sessions_terminated; /* holder_sessions_terminated_total */
+
 	/* --lockgranted-timezone: checked against the server, then trusted until contradicted. */
 	bool zone_checked;
 	bool zone_trusted;

@@ -27,6 +27,8 @@ enum opt_id {
 	O_RELEASE_UNRESOLVED_AFTER,
 	O_LEADER_ELECTION,
 	O_DRY_RUN,
+	O_SESSION_GUARD,
+	O_TERMINATE_ORPHANED_SESSIONS,
 	O_LISTEN,
 	O_KUBE_API,
 	O_KUBE_TOKEN_FILE,
@@ -81,6 +83,13 @@ static const struct opt {
                            "PgBouncer transaction pooling"},
     [O_DRY_RUN] = {"dry-run", OPT_BOOL, NULL, "false",
                    "decide and log 'would release', never UPDATE"},
+    [O_SESSION_GUARD] =
+        {"session-guard", OPT_STRING, "on|require|off", "on",
+         "before a release, keep the lock while a database session of the dead holder is "
+         "open; require: keep every lock when other roles' sessions cannot be seen"},
+    [O_TERMINATE_ORPHANED_SESSIONS] =
+        {"terminate-orphaned-sessions", OPT_BOOL, NULL, "false",
+         "opt-in: end the sessions the guard holds for once the API proves the holder gone"},
     [O_LISTEN] = {"listen", OPT_STRING, "HOST:PORT", "0.0.0.0:9479",
                   "address of the HTTP server (health, readiness, metrics, status page)"},
     [O_KUBE_API] =
@@ -398,6 +407,20 @@ static void validate(struct raw *r, struct cfg *c)
 		c->leader_election = CFG_LEADER_NONE;
 	else
 		problem(r, "--leader-election: '%s' is not advisory or none", s);
+
+	s = last(r, O_SESSION_GUARD);
+	if (strcmp(s, "on") == 0)
+		c->session_guard = CFG_GUARD_ON;
+	else if (strcmp(s, "require") == 0)
+		c->session_guard = CFG_GUARD_REQUIRE;
+	else if (strcmp(s, "off") == 0)
+		c->session_guard = CFG_GUARD_OFF;
+	else
+		problem(r, "--session-guard: '%s' is not on, require or off", s);
+	get_bool(r, O_TERMINATE_ORPHANED_SESSIONS, &c->terminate_orphaned_sessions);
+	if (c->terminate_orphaned_sessions && c->session_guard == CFG_GUARD_OFF)
+		problem(r, "--terminate-orphaned-sessions needs the session guard (not "
+		           "--session-guard off)");
 
 	get_bool(r, O_DRY_RUN, &c->dry_run);
 	get_bool(r, O_EVENTS, &c->events);

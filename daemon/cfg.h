@@ -23,6 +23,7 @@
 
 enum cfg_mode { CFG_MODE_RUN, CFG_MODE_ONCE, CFG_MODE_CHECK };
 enum cfg_leader { CFG_LEADER_ADVISORY, CFG_LEADER_NONE };
+enum cfg_guard { CFG_GUARD_ON, CFG_GUARD_REQUIRE, CFG_GUARD_OFF };
 
 struct cfg_list {
 	char **items;
@@ -46,6 +47,8 @@ struct cfg {
 	int64_t release_unresolved_after_us; /* 0: off (O5 disabled) */
 	enum cfg_leader leader_election;
 	bool dry_run;
+	enum cfg_guard session_guard;
+	bool terminate_orphaned_sessions;
 	char *listen; /* host:port; "[v6]:port" for IPv6 */
 	char *kube_api, *kube_token_file, *kube_ca_file;
 	bool events;

@@ -46,6 +46,9 @@ struct episode {
 	char holder_pod[254];
 	char holder_uid[64];        /* uid of that pod when first seen */
 	int64_t holder_deleting_us; /* its deletionTimestamp, once seen */
+	char holder_addrs[4][64];   /* the IPs that pod had while seen (session guard) */
+	size_t n_holder_addrs;
+	int64_t orphan_seen_us;     /* database time of the first ORPHANED verdict; 0 none */
 
 	/* The last verdict (verdict.h values), kept for logs, check and /locks. */
 	struct episode_judgement {
@@ -59,7 +62,7 @@ struct episode {
 };
 
 /* Releases of one lock table, kept across episodes (metrics, status page). */
-#define EPISODE_MAX_RULES 16
+#define EPISODE_MAX_RULES 24
 struct episode_releases {
 	uint64_t by_rule[EPISODE_MAX_RULES]; /* indexed by verdict rule */
 	int64_t last_us;                     /* wall clock of the last release; 0 none */

@@ -152,6 +152,8 @@ static int build(const struct arbiter *a, struct status_tables *p)
 		sd->release_conflicts = d->release_conflicts;
 		sd->release_errors = d->release_errors;
 		sd->zone_mismatches = d->zone_mismatches;
+		sd->sessions_terminated = d->sessions_terminated;
+		sd->guard_blind = d->guard_checked && !d->guard_visible;
 		sd->poll = d->poll;
 		ok = copy_str(d->label, &sd->label) && copy_str(d->up ? NULL : d->last_error, &sd->error);
 		for (size_t j = 0; ok && j < d->n_tables; j++) {
@@ -237,6 +239,16 @@ bool status_ready(const struct status *st, char *why, size_t cap)
 			 st->t.identity_reason != NULL ? st->t.identity_reason : "");
 		return false;
 	}
+	/* Ready, but say what the session guard cannot see (DESIGN.md section 6). */
 	snprintf(why, cap, "ok");
+	for (size_t i = 0; i < st->t.n_dbs; i++) {
+		if (st->t.dbs[i].guard_blind) {
+			snprintf(why, cap,
+				 "ok; session guard on %s cannot see other roles' sessions (grant "
+				 "pg_read_all_stats)",
+				 st->t.dbs[i].label);
+			break;
+		}
+	}
 	return true;
 }

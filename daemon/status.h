@@ -44,8 +44,9 @@ struct status_lock {
 struct status_db {
 	char *label;
 	bool up, leader;
+	bool guard_blind; /* the session guard cannot see other roles' sessions */
 	char *error;
-	uint64_t release_conflicts, release_errors, zone_mismatches;
+	uint64_t release_conflicts, release_errors, zone_mismatches, sessions_terminated;
 	struct histogram poll;
 };
 

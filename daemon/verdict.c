@@ -22,6 +22,8 @@ static const char *const rule_codes[VERDICT_RULE_COUNT] = {
 	[VERDICT_HELD_TOO_YOUNG] = "held_too_young",
 	[VERDICT_HELD_KUBERNETES_UNKNOWN] = "held_kubernetes_unknown",
 	[VERDICT_UNRESOLVED_LOCKEDBY] = "unresolved_lockedby",
+	[VERDICT_HELD_SESSION_ALIVE] = "held_session_alive",
+	[VERDICT_HELD_SESSION_UNKNOWN] = "held_session_unknown",
 	[VERDICT_UNRESOLVED_NOT_FOUND] = "unresolved_not_found",
 	[VERDICT_UNRESOLVED_AMBIGUOUS] = "unresolved_ambiguous",
 };
@@ -324,8 +326,19 @@ void verdict_learn(struct episode *e, const struct verdict_lookup *l)
 	}
 	if (strcmp(p->phase, "Succeeded") != 0 && strcmp(p->phase, "Failed") != 0)
 		e->holder_seen_alive = true;
-	if (p->deleting != 0 && strcmp(p->uid, e->holder_uid) == 0)
+	if (strcmp(p->uid, e->holder_uid) != 0)
+		return;
+	if (p->deleting != 0)
 		e->holder_deleting_us = p->deleting;
+	/* Its addresses, for the session guard: every one it had while seen. */
+	for (size_t i = 0; i < p->n_pod_ips; i++) {
+		size_t k = 0;
+		while (k < e->n_holder_addrs && strcmp(e->holder_addrs[k], p->pod_ips[i]) != 0)
+			k++;
+		if (k == e->n_holder_addrs && k < sizeof(e->holder_addrs) / sizeof(e->holder_addrs[0]))
+			snprintf(e->holder_addrs[e->n_holder_addrs++], sizeof(e->holder_addrs[0]), "%s",
+				 p->pod_ips[i]);
+	}
 }
 
 enum verdict_action verdict_act(const struct verdict *v, const struct verdict_gate *g)

@@ -8,7 +8,7 @@
  * health endpoint and its shutdown promise (exit within 2 s) regardless of
  * what the network does.
  */
-#include "db.h"
+#include "db-internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -31,42 +31,7 @@
 /* The poll statement's parameters: time zone, try_leader, table name. */
 #define DB_POLL_NPARAMS 3
 
-/* The four columns of a Liquibase lock table, in the order we keep them. */
-enum { DB_COL_ID, DB_COL_LOCKED, DB_COL_GRANTED, DB_COL_BY, DB_NCOLS };
-
 static const char *const db_col_names[DB_NCOLS] = {"id", "locked", "lockgranted", "lockedby"};
-
-/* A discovered lock table with the real (case-preserved) column names. */
-struct db_entry {
-	char *schema;
-	char *table;
-	char *col[DB_NCOLS];
-};
-
-struct db {
-	char *conninfo; /* the caller's string; may hold a password, wiped on free */
-	char *label;
-	struct db_options opts;
-	PGconn *conn; /* NULL when not connected */
-	bool leader;
-
-	/* Reconnect backoff, in the caller's CLOCK_MONOTONIC microseconds. */
-	int64_t backoff_us;
-	int64_t retry_at_us;
-	bool retry_pending;
-	uint64_t rng;
-
-	/* The last discovered set and the poll statement built for it. */
-	struct db_entry *set;
-	size_t n_set;
-	char *want_table;   /* the discovery's table name, for the poll's signature */
-	char sig[40];       /* the set's signature: md5 hex, "" for no table */
-	char *poll_sql;
-	bool prepared;   /* poll_sql is prepared on conn as stmt_name */
-	bool no_prepare; /* this connection cannot keep named statements */
-	uint64_t stmt_gen;
-	char stmt_name[48];
-};
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -102,7 +67,7 @@ static void db_one_line(char *s)
 	s[w] = '\0';
 }
 
-__attribute__((format(printf, 3, 4))) static void db_seterr(char *err, size_t cap, const char *fmt,
+void db_seterr(char *err, size_t cap, const char *fmt,
                                                             ...)
 {
 	va_list ap;
@@ -116,7 +81,7 @@ __attribute__((format(printf, 3, 4))) static void db_seterr(char *err, size_t ca
 }
 
 /* what: PQerrorMessage(conn), on one line. libpq messages carry no password. */
-static void db_seterr_conn(char *err, size_t cap, const char *what, const PGconn *conn)
+void db_seterr_conn(char *err, size_t cap, const char *what, const PGconn *conn)
 {
 	const char *m = conn != NULL ? PQerrorMessage(conn) : NULL;
 
@@ -145,7 +110,7 @@ static void db_seterr_redacted(char *err, size_t cap, const char *what, const ch
 		          last > first ? last + 1 : "");
 }
 
-static char *db_strdup(const char *s)
+char *db_strdup(const char *s)
 {
 	size_t n = strlen(s) + 1;
 	char *p = malloc(n);
@@ -156,7 +121,7 @@ static char *db_strdup(const char *s)
 }
 
 /* Parses a whole decimal int64 as the server prints it. */
-static int db_parse_i64(const char *s, int64_t *out)
+int db_parse_i64(const char *s, int64_t *out)
 {
 	char *end;
 	long long v;
@@ -530,7 +495,6 @@ done:
 	return 0;
 }
 
-enum db_send { DB_SEND_PARAMS, DB_SEND_PREPARED, DB_SEND_PREPARE };
 
 /*
  * One round trip bounded by opts.query_timeout_us. kind selects the libpq
@@ -572,7 +536,7 @@ static int db_roundtrip_until(struct db *db, int64_t deadline, enum db_send kind
 	return db_collect(db, deadline, what, out, err, cap);
 }
 
-static int db_roundtrip(struct db *db, enum db_send kind, const char *name, const char *sql,
+int db_roundtrip(struct db *db, enum db_send kind, const char *name, const char *sql,
                         int nparams, const Oid *types, const char *const *vals, const char *what,
                         PGresult **out, char *err, size_t cap)
 {
@@ -580,7 +544,7 @@ static int db_roundtrip(struct db *db, enum db_send kind, const char *name, cons
 	                          nparams, types, vals, what, out, err, cap);
 }
 
-static bool db_sqlstate_is(const PGresult *r, const char *state)
+bool db_sqlstate_is(const PGresult *r, const char *state)
 {
 	const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 
@@ -592,7 +556,7 @@ static bool db_sqlstate_is(const PGresult *r, const char *state)
  * A vanished table or schema (42P01, 3F000) and a vanished column (42703:
  * no longer a lock table by db_discover's rule) mean "rediscover".
  */
-static int db_check(const PGresult *r, ExecStatusType want, const char *what, char *err, size_t cap)
+int db_check(const PGresult *r, ExecStatusType want, const char *what, char *err, size_t cap)
 {
 	ExecStatusType st = PQresultStatus(r);
 	const char *state, *msg;

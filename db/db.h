@@ -151,6 +151,36 @@ void db_poll_done(struct db_poll *p);
 int db_release(struct db *db, const struct db_table *t, const char *lockedby,
 	       const char *lockgranted, char *err, size_t cap);
 
+/*
+ * A database session from a client address (PostgreSQL's
+ * pg_stat_activity), for the session guard. Times are database times.
+ */
+struct db_session {
+	int64_t pid;
+	char addr[64];      /* the client address, no port */
+	char state[32];     /* "active", "idle in transaction", ... ("" unknown) */
+	int64_t started_us; /* when the session began (backend_start); 0 unknown */
+	int64_t since_us;   /* when it entered its state (state_change); 0 unknown */
+	char query[160];    /* what it runs or last ran, white space folded, cut */
+};
+
+/*
+ * The sessions, other than this connection's, whose client address is one
+ * of addrs (IP literals; a %zone is dropped, anything else ignored). On
+ * success *out (the caller frees it; may be empty) and *n_out are written,
+ * and *visible says whether this role sees other roles' sessions at all
+ * (superuser or pg_read_all_stats): when false only the role's own
+ * sessions can be listed.
+ */
+int db_sessions(struct db *db, char *const *addrs, size_t n_addrs, struct db_session **out,
+		size_t *n_out, bool *visible, char *err, size_t cap);
+
+/*
+ * pg_terminate_backend(pid): 1 signalled, 0 no such session, -EPERM not
+ * permitted, other negative errno on failure.
+ */
+int db_terminate_session(struct db *db, int64_t pid, char *err, size_t cap);
+
 /* 1 when the server knows the time zone name, 0 when not, <0 on error. */
 int db_timezone_valid(struct db *db, const char *tz, char *err, size_t cap);
 

@@ -370,6 +370,9 @@ static void every_rule_has_a_row(void **state)
 	(void)state;
 	for (int r = 0; r < VERDICT_RULE_COUNT; r++) {
 		bool found = false;
+		/* The session guard's rules have their own table, in test_guard.c. */
+		if (r == VERDICT_HELD_SESSION_ALIVE || r == VERDICT_HELD_SESSION_UNKNOWN)
+			continue;
 		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 			if (rows[i].want_rule == (enum verdict_rule)r)
 				found = true;

@@ -1,0 +1,72 @@
+/*
+ * db-internal.h - what the files of the db library share (not installed,
+ * not for callers: db.h is the contract).
+ *
+ * struct db is one connection with its discovered set. The round-trip
+ * helpers send one statement asynchronously and wait for its result on a
+ * CLOCK_MONOTONIC deadline (opts.query_timeout_us), so that no file of the
+ * library ever blocks on a dead peer.
+ */
+#ifndef LOCK_ARBITER_DB_INTERNAL_H
+#define LOCK_ARBITER_DB_INTERNAL_H
+
+#include "db.h"
+
+#include <libpq-fe.h>
+
+/* The four columns of a Liquibase lock table, in the order we keep them. */
+enum { DB_COL_ID, DB_COL_LOCKED, DB_COL_GRANTED, DB_COL_BY, DB_NCOLS };
+
+/* A discovered lock table with the real (case-preserved) column names. */
+struct db_entry {
+	char *schema;
+	char *table;
+	char *col[DB_NCOLS];
+};
+
+struct db {
+	char *conninfo; /* the caller's string; may hold a password, wiped on free */
+	char *label;
+	struct db_options opts;
+	PGconn *conn; /* NULL when not connected */
+	bool leader;
+
+	/* Reconnect backoff, in the caller's CLOCK_MONOTONIC microseconds. */
+	int64_t backoff_us;
+	int64_t retry_at_us;
+	bool retry_pending;
+	uint64_t rng;
+
+	/* The last discovered set and the poll statement built for it. */
+	struct db_entry *set;
+	size_t n_set;
+	char *want_table;   /* the discovery's table name, for the poll's signature */
+	char sig[40];       /* the set's signature: md5 hex, "" for no table */
+	char *poll_sql;
+	bool prepared;   /* poll_sql is prepared on conn as stmt_name */
+	bool no_prepare; /* this connection cannot keep named statements */
+	uint64_t stmt_gen;
+	char stmt_name[48];
+};
+
+enum db_send { DB_SEND_PARAMS, DB_SEND_PREPARED, DB_SEND_PREPARE };
+
+/* Formats a one-line error into err (never a password). */
+__attribute__((format(printf, 3, 4))) void db_seterr(char *err, size_t cap, const char *fmt, ...);
+/* "what: <libpq's message>" on one line. */
+void db_seterr_conn(char *err, size_t cap, const char *what, const PGconn *conn);
+char *db_strdup(const char *s);
+int db_parse_i64(const char *s, int64_t *out);
+bool db_sqlstate_is(const PGresult *r, const char *state);
+/* 0 when r has status want; else -EIO (-ENOENT for a vanished table) with err. */
+int db_check(const PGresult *r, ExecStatusType want, const char *what, char *err, size_t cap);
+/*
+ * One round trip: sends (kind) and collects the result into *out (an
+ * error result too). Transport failures drop the connection: -ENOTCONN,
+ * -ETIMEDOUT, -EINTR.
+ */
+int db_roundtrip(struct db *db, enum db_send kind, const char *name, const char *sql,
+                 int nparams, const Oid *types, const char *const *vals, const char *what,
+                 PGresult **out, char *err, size_t cap);
+
+#endif
