@@ -40,6 +40,13 @@ static void line_error(struct k8s_watch_event *ev, const char *reason, const cha
 	ev->result.outcome = K8S_UNKNOWN;
 	snprintf(ev->result.reason, sizeof(ev->result.reason), "%s", reason);
 	snprintf(ev->result.message, sizeof(ev->result.message), "watch event: %s", message);
+	/*
+	 * The message quotes the server's text (a name the pod parser
+	 * refused): no control characters into a log line.
+	 */
+	for (char *p = ev->result.message; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 }
 
 /*

@@ -324,6 +324,10 @@ static const struct line_row {
      "{\"type\":\"ADDED\",\"object\":{\"kind\":\"Secret\",\"apiVersion\":\"v1\",\"metadata\":"
      "{\"name\":\"db-0\",\"namespace\":\"db\",\"uid\":\"u\",\"resourceVersion\":\"4\"}}}",
      K8S_WATCH_ERROR, "Malformed", 0},
+    {"a control character in a name: refused, and kept out of the message (fuzz finding)",
+     "{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":"
+     "{\"name\":\"db-0\",\"namespace\":\"d\\u0001b\",\"uid\":\"u\",\"resourceVersion\":\"4\"}}}",
+     K8S_WATCH_ERROR, "Malformed", 0},
     {"the smallest pod that is one",
      "{\"type\":\"DELETED\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":"
      "{\"name\":\"db-0\",\"namespace\":\"db\",\"uid\":\"u\",\"resourceVersion\":\"4\"}}}",
@@ -349,6 +353,9 @@ static void test_line_table(void **state)
 			         out.n > 0 ? out.ev[0].result.message : "");
 		if (row->reason != NULL && strcmp(out.ev[0].result.reason, row->reason) != 0)
 			fail_msg("%s: reason %s", row->why, out.ev[0].result.reason);
+		for (const char *p = out.ev[0].result.message; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x20)
+				fail_msg("%s: control character in the message", row->why);
 		if (row->code != 0 && out.ev[0].result.http_code != row->code)
 			fail_msg("%s: code %ld", row->why, out.ev[0].result.http_code);
 		if (row->type == K8S_WATCH_POD || row->type == K8S_WATCH_DELETED ||
