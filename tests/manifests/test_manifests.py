@@ -113,8 +113,15 @@ def kube_tool(name, why):
 _rendered = {}
 
 
+def register(name, objs):
+    """Makes NAME stand for OBJS (rendered elsewhere, e.g. by helm template),
+    so that the checks below, which read objects by name, check them too."""
+    _rendered[name] = [o for o in objs if o]
+
+
 def render(name):
-    """The objects `kubectl kustomize` makes of one kustomization."""
+    """The objects `kubectl kustomize` makes of one kustomization (or that
+    register() gave the name)."""
     if name not in _rendered:
         kubectl = kube_tool("kubectl", "the kustomize rendering (and all that reads it)")
         r = run([kubectl, "kustomize", str(KUSTOMIZATIONS[name])])
@@ -451,7 +458,7 @@ def test_variables_and_flags_exist(name):
 
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_required_configuration(name):
-    for _, _, _, _, c in arbiter_containers(name):
+    for obj, _, _, _, c in arbiter_containers(name):
         env = {e["name"]: e for e in c.get("env", [])}
         where = f"{name}/{c['name']}"
         # A database, from a Secret: the URL holds the password.
@@ -469,7 +476,7 @@ def test_required_configuration(name):
         assert env.get("CONTAINER_NAME", {}).get("value") == c["name"], \
             f"{where}: CONTAINER_NAME is not the container's name"
         merged = {**config_map_env(name, c), **{k: e.get("value") for k, e in env.items()}}
-        if name == "deployment":
+        if obj["kind"] == "Deployment" and obj["spec"].get("replicas", 1) > 1:
             # Replicas are safe only through the advisory lock.
             assert merged.get("LOCK_ARBITER_LEADER_ELECTION", "advisory") == "advisory"
 
@@ -556,20 +563,25 @@ def test_client_calls_are_what_the_test_expects():
         assert rbac_verb(method, path)[2] == verb, (method, path, verb)
 
 
-@pytest.mark.parametrize("name", list(KUSTOMIZATIONS))
-def test_roles_grant_exactly_what_the_client_calls(name):
+def check_role_grants_what_the_client_calls(role):
+    """One Role grants exactly the (apiGroup, resource, verb) the client needs."""
     needed = {rbac_verb(method, path) for method, path, _ in client_calls()}
-    roles = objects(name, "Role")
-    assert len(roles) == 1, name
     granted = set()
-    for rule in roles[0]["rules"]:
+    for rule in role["rules"]:
         assert set(rule) == {"apiGroups", "resources", "verbs"}, rule
         for g in rule["apiGroups"]:
             for r in rule["resources"]:
                 for v in rule["verbs"]:
                     assert "*" not in (g, r, v), rule
                     granted.add((g, r, v))
-    assert granted == needed
+    assert granted == needed, role["metadata"]
+
+
+@pytest.mark.parametrize("name", list(KUSTOMIZATIONS))
+def test_roles_grant_exactly_what_the_client_calls(name):
+    roles = objects(name, "Role")
+    assert len(roles) == 1, name
+    check_role_grants_what_the_client_calls(roles[0])
 
 
 @pytest.mark.parametrize("name", list(KUSTOMIZATIONS))
@@ -605,8 +617,13 @@ def project_version():
 
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_arbiter_containers_by_form(name):
+    check_arbiter_containers(name, FORMS[name])
+
+
+def check_arbiter_containers(name, want):
+    """The arbiter's containers are where WANT (as in FORMS) says, hardened
+    (SECURITY_CONTEXT), probed as their form wants, with the project's image."""
     found = arbiter_containers(name)
-    want = FORMS[name]
     assert [(o["kind"], f, c["name"]) for o, _, f, _, c in found] == \
         [(k, f, n) for k, f, n, _, _ in want]
     port = daemon_help()["listen_port"]
@@ -629,7 +646,7 @@ def test_arbiter_containers_by_form(name):
             # The arbiter runs before a Liquibase init container.
             assert index == 0, f"{where}: not the first init container"
             assert c.get("restartPolicy") == ("Always" if mode == "run" else None), where
-        elif obj["kind"] == "Deployment" and name != "deployment":
+        elif obj["kind"] == "Deployment" and name in ("sidecar", "sidecar-native"):
             # The classic sidecar comes after the application's containers,
             # which stay the default for kubectl logs and exec.
             assert index == len(spec["containers"]) - 1 and index > 0, where
@@ -638,14 +655,18 @@ def test_arbiter_containers_by_form(name):
 
 def test_arbiter_containers_are_sized_alike():
     """Every form asks the same resources, so the benchmark's figures go everywhere."""
+    check_arbiter_containers_sized(OVERLAYS)
+
+
+def check_arbiter_containers_sized(names):
     seen = []
-    for name in OVERLAYS:
+    for name in names:
         for _, _, _, _, c in arbiter_containers(name):
             res = c.get("resources", {})
             assert set(res) == {"requests", "limits"} and set(res["requests"]) == \
                 set(res["limits"]) == {"cpu", "memory"}, res
             seen.append(res)
-    assert all(r == seen[0] for r in seen), seen
+    assert seen and all(r == seen[0] for r in seen), seen
     assert seen[0] == {"requests": {"cpu": "10m", "memory": "16Mi"},
                        "limits": {"cpu": "100m", "memory": "64Mi"}}
 
@@ -663,27 +684,33 @@ def matches(selector, labels):
 
 
 def test_deployment_form():
-    dep = one("deployment", "Deployment")
+    check_deployment_form("deployment")
+
+
+def check_deployment_form(name, replicas=2):
+    """The Deployment and what serves it: Service, ServiceMonitor, PDB,
+    NetworkPolicy and PrometheusRule, each selecting the arbiter's pods."""
+    dep = one(name, "Deployment")
     pod_labels = dep["spec"]["template"]["metadata"]["labels"]
-    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["replicas"] == replicas
     assert matches(dep["spec"]["selector"]["matchLabels"], pod_labels)
     port = daemon_help()["listen_port"]
 
-    svc = one("deployment", "Service")
+    svc = one(name, "Service")
     assert matches(svc["spec"]["selector"], pod_labels)
     assert svc["spec"]["ports"] == [{"name": "metrics", "port": port, "targetPort": "metrics",
                                      "protocol": "TCP"}]
 
-    sm = one("deployment", "ServiceMonitor")
+    sm = one(name, "ServiceMonitor")
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
     assert matches(sm["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"])
     assert [(e["port"], e["path"]) for e in sm["spec"]["endpoints"]] == [("metrics", "/metrics")]
 
-    pdb = one("deployment", "PodDisruptionBudget")
+    pdb = one(name, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
     assert matches(pdb["spec"]["selector"]["matchLabels"], pod_labels)
 
-    np = one("deployment", "NetworkPolicy")
+    np = one(name, "NetworkPolicy")
     assert matches(np["spec"]["podSelector"]["matchLabels"], pod_labels)
     assert sorted(np["spec"]["policyTypes"]) == ["Egress", "Ingress"]
     # In: the metrics port only, whoever asks (Prometheus lives anywhere).
@@ -695,7 +722,7 @@ def test_deployment_form():
         egress |= {(p["port"], p["protocol"]) for p in rule["ports"]}
     assert egress == {(5432, "TCP"), (443, "TCP"), (6443, "TCP"), (53, "UDP"), (53, "TCP")}
 
-    assert one("deployment", "PrometheusRule")["apiVersion"] == "monitoring.coreos.com/v1"
+    assert one(name, "PrometheusRule")["apiVersion"] == "monitoring.coreos.com/v1"
 
 
 def test_readme_names_every_form():
