@@ -184,15 +184,21 @@ base_s=$((SECONDS - t))
 
 # -- build ----------------------------------------------------------------------
 # The build stage's apt-get needs the package mirror: host networking, as the
-# host reaches it. --pull=never: nothing comes from a registry.
+# host reaches it. --pull=never: nothing comes from a registry. The build
+# stage is tagged too, so that pruning what earlier runs left keeps its
+# layers: the next run then reuses its apt-get layer and only compiles.
 t=$SECONDS
-if ! "${podman[@]}" build --pull=never --network host -t "$image" \
-	-f Containerfile . >/tmp/lock-arbiter-image-build.log 2>&1; then
-	tail -40 /tmp/lock-arbiter-image-build.log
-	fail_step "podman build (log: /tmp/lock-arbiter-image-build.log)"
+build_log=/tmp/lock-arbiter-image-build.log
+if ! { "${podman[@]}" build --pull=never --network host --target build -t "$image-build" \
+	-f Containerfile . &&
+	"${podman[@]}" build --pull=never --network host -t "$image" -f Containerfile .; } \
+	>"$build_log" 2>&1; then
+	tail -40 "$build_log"
+	fail_step "podman build (log: $build_log)"
 fi
 build_s=$((SECONDS - t))
 passed=$((passed + 1))
+"${podman[@]}" image prune -f >/dev/null 2>&1
 size=$("${podman[@]}" image inspect --format '{{.Size}}' "$image")
 say "image $image: $size bytes ($((size / 1024 / 1024)) MiB); bases ${base_s} s, build ${build_s} s"
 
