@@ -7,6 +7,14 @@
 
 bool guard_blocks(const struct db_session *s, int64_t death_us, int64_t skew_us)
 {
+	/*
+	 * An idle session has no transaction open: it runs nothing and can
+	 * commit nothing, and it is most often the pool of a live container
+	 * sharing the pod's address. Every other state (active, idle in
+	 * transaction, unknown) may still hold work.
+	 */
+	if (strcmp(s->state, "idle") == 0)
+		return false;
 	/* A session whose start is unknown cannot be placed after the death. */
 	return s->started_us == 0 || s->started_us < death_us + skew_us;
 }

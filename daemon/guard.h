@@ -4,7 +4,8 @@
  * A killed client's database session outlives it: a statement in progress
  * keeps running and can still commit. Before a release, the sessions from
  * the holder's addresses that began before its death (plus the clock skew)
- * keep the lock. Sessions that began later belong to whoever has the
+ * and are not idle (an idle session has no transaction open and can commit
+ * nothing) keep the lock. Sessions that began later belong to whoever has the
  * address now and are ignored. With --terminate-orphaned-sessions, a
  * blocking session may be ended only when it can be placed before every
  * current owner of its address: it began before (creation - skew) of each

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """The demo: lock-arbiter against a real PostgreSQL and real Liquibase.
 
-A migration runs in a pod, is killed mid-migration as a failing liveness probe
-kills a container, and leaves Liquibase's lock behind; a second migration is
-already waiting for it. The Kubernetes API is SIMULATED (tests/k8s_sim): it
-reports the holder container restarted, as the kubelet would. lock-arbiter
-sees the container instance that took the lock is gone, releases the lock with
-a compare-and-set, and the waiting migration completes. The status page and
+A migration runs in a pod, is killed mid-migration (kill -9, as the OOM killer
+or a failing liveness probe does), and leaves Liquibase's lock behind; a second
+migration is already waiting for it. The pod is then evicted: the Kubernetes API
+is SIMULATED (tests/k8s_sim) and reports it gone, as a real one would. The dead
+pod's PostgreSQL backend is still running its changeset (the server notices a
+vanished client only when it next writes to it), so lock-arbiter first keeps
+the lock (the session guard), then, with --terminate-orphaned-sessions, ends
+that backend (its transaction rolls back), releases the lock with a
+compare-and-set, and the waiting migration completes. The status page and
 /metrics stay up until Ctrl-C (--exit ends at once, for scripts).
 
 As root, each Liquibase runs in its own network, UTS and mount namespaces, so
@@ -95,7 +98,8 @@ def main():
                            "--clock-skew", "1s", "--min-lock-age", "2s",
                            "--kube-api", sim.url, "--kube-token-file", sim.token_file,
                            "--kube-ca-file", sim.ca, "--holder-namespace", NAMESPACE,
-                           "--holder-container", "app", "--listen", "127.0.0.1:%d" % port],
+                           "--holder-container", "app", "--terminate-orphaned-sessions",
+                           "--listen", "127.0.0.1:%d" % port],
                           name="lock-arbiter").start()
         stack.append(arbiter.stop)
         port = arbiter.wait_for("http listening")["port"]
@@ -117,16 +121,24 @@ def main():
         say("lock-arbiter keeps the lock: %s" % v["explanation"])
         time.sleep(2.5)
 
+        mark = arbiter.mark()
         holder.kill(signal.SIGKILL)
         holder.wait(10)
         t_kill = time.monotonic()
-        say("liveness probe failed: container app of %s killed (SIGKILL) mid-migration; "
-            "the lock stays: %r" % (holder_pod.name, world.row()[1]))
-        pod = sim.restart(NAMESPACE, holder_pod.name, container="app")
-        started = [c for c in pod["status"]["containerStatuses"] if c["name"] == "app"][0]
-        say("kubelet (simulated) restarted container app at %s (restartCount %d)" %
-            (started["state"]["running"]["startedAt"], started["restartCount"]))
-        rec = arbiter.wait_for("lock released", timeout=30)
+        say("container app of %s killed (SIGKILL) mid-migration; the lock stays: %r" %
+            (holder_pod.name, world.row()[1]))
+        sim.delete_pod(NAMESPACE, holder_pod.name)
+        say("the pod is evicted: the (simulated) API no longer knows %s" % holder_pod.name)
+        if holder_pod.kind == "netns":
+            v = arbiter.wait_for("verdict", reason="held_session_alive", start=mark, timeout=30)
+            say("lock-arbiter keeps the lock: %s" % v["explanation"])
+            t = arbiter.wait_for("holder session terminated", start=mark, timeout=30)
+            say("--terminate-orphaned-sessions: backend pid %s from %s ended (%s); its "
+                "transaction rolls back" % (t["pid"], t["client_addr"], t["query"][:60]))
+        else:
+            say("(without network namespaces PostgreSQL sees this machine's address, not the "
+                "pod's: the session guard has nothing to hold)")
+        rec = arbiter.wait_for("lock released", start=mark, timeout=30)
         t_rel = time.monotonic()
         say("lock released %d ms after the kill, by rule %s: %s" %
             ((t_rel - t_kill) * 1000, rec["rule"], rec["evidence"]))

@@ -25,6 +25,7 @@
 struct srow {
 	int64_t started; /* seconds from DEATH; UNKNOWN_START: backend_start unknown */
 	const char *addr;
+	const char *state; /* NULL: "active" */
 };
 
 struct row {
@@ -42,28 +43,34 @@ struct row {
 #define IP "10.244.1.17"
 
 static const struct row rows[] = {
-	{"6 guard: a session begun before the death keeps the lock", {{-300, IP}}, 1, NULL, false,
+	{"6 guard: a session begun before the death keeps the lock", {{-300, IP, NULL}}, 1, NULL, false,
 	 false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE, "session pid 100 from " IP, 1},
 	{"6 guard: a session begun within the clock skew after the death keeps the lock",
-	 {{4, IP}}, 1, NULL, false, false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE, NULL, 1},
+	 {{4, IP, NULL}}, 1, NULL, false, false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE, NULL, 1},
 	{"6 guard: a session begun after the death plus skew belongs to the address's new owner",
-	 {{6, IP}}, 1, NULL, false, false, VERDICT_ORPHANED, VERDICT_O1_POD_DELETED, NULL, 0},
+	 {{6, IP, NULL}}, 1, NULL, false, false, VERDICT_ORPHANED, VERDICT_O1_POD_DELETED, NULL, 0},
 	{"6 guard: a session whose start is unknown cannot be placed after the death",
-	 {{UNKNOWN_START, IP}}, 1, NULL, false, false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE,
+	 {{UNKNOWN_START, IP, NULL}}, 1, NULL, false, false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE,
 	 "begun an unknown time", 1},
-	{"6 guard: no session: the release goes on", {{0, NULL}}, 0, NULL, false, false,
+	{"6 guard: an idle session (no transaction open) commits nothing and keeps nothing",
+	 {{-300, IP, "idle"}}, 1, NULL, false, false, VERDICT_ORPHANED, VERDICT_O1_POD_DELETED,
+	 NULL, 0},
+	{"6 guard: an idle-in-transaction session keeps the lock",
+	 {{-300, IP, "idle in transaction"}}, 1, NULL, false, false, VERDICT_HELD,
+	 VERDICT_HELD_SESSION_ALIVE, "idle in transaction", 1},
+	{"6 guard: no session: the release goes on", {{0, NULL, NULL}}, 0, NULL, false, false,
 	 VERDICT_ORPHANED, VERDICT_O1_POD_DELETED, NULL, 0},
 	{"6 guard: the verdict counts every blocking session, names the first",
-	 {{60, IP}, {-10, IP}, {-20, "10.244.1.18"}}, 3, NULL, false, false, VERDICT_HELD,
+	 {{60, IP, NULL}, {-10, IP, NULL}, {-20, "10.244.1.18", NULL}}, 3, NULL, false, false, VERDICT_HELD,
 	 VERDICT_HELD_SESSION_ALIVE, "pid 101 from " IP, 2},
-	{"6 guard: sessions that cannot be listed keep the lock", {{0, NULL}}, 0,
+	{"6 guard: sessions that cannot be listed keep the lock", {{0, NULL, NULL}}, 0,
 	 "sessions: timed out", false, false, VERDICT_HELD, VERDICT_HELD_SESSION_UNKNOWN,
 	 "cannot be listed: sessions: timed out", 0},
-	{"6 guard: blind with --session-guard require keeps the lock", {{0, NULL}}, 0, NULL, true,
+	{"6 guard: blind with --session-guard require keeps the lock", {{0, NULL, NULL}}, 0, NULL, true,
 	 true, VERDICT_HELD, VERDICT_HELD_SESSION_UNKNOWN, "pg_read_all_stats", 0},
-	{"6 guard: blind with --session-guard on cannot hold anything", {{0, NULL}}, 0, NULL, true,
+	{"6 guard: blind with --session-guard on cannot hold anything", {{0, NULL, NULL}}, 0, NULL, true,
 	 false, VERDICT_ORPHANED, VERDICT_O1_POD_DELETED, NULL, 0},
-	{"6 guard: a visible session keeps the lock even when others are hidden", {{-5, IP}}, 1,
+	{"6 guard: a visible session keeps the lock even when others are hidden", {{-5, IP, NULL}}, 1,
 	 NULL, true, false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE, NULL, 1},
 };
 
@@ -73,7 +80,8 @@ static void fill(const struct row *r, struct db_session *ss)
 		memset(&ss[i], 0, sizeof(ss[i]));
 		ss[i].pid = 100 + (int64_t)i;
 		snprintf(ss[i].addr, sizeof(ss[i].addr), "%s", r->s[i].addr);
-		snprintf(ss[i].state, sizeof(ss[i].state), "active");
+		snprintf(ss[i].state, sizeof(ss[i].state), "%s",
+			 r->s[i].state != NULL ? r->s[i].state : "active");
 		snprintf(ss[i].query, sizeof(ss[i].query), "CREATE INDEX orders_idx ON orders (id)");
 		ss[i].started_us = r->s[i].started == UNKNOWN_START ? 0 : AT(r->s[i].started);
 	}
