@@ -6,6 +6,7 @@
 
 #include <config.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +60,44 @@ static void parts_free(struct status_tables *p)
 	free(p->identity_reason);
 }
 
+/* Published tables and the number of their readers. */
+struct status_hold {
+	_Atomic int refs;
+	struct status_tables t;
+};
+
+static void hold_put(struct status_hold *h)
+{
+	if (h != NULL && atomic_fetch_sub(&h->refs, 1) == 1) {
+		parts_free(&h->t);
+		free(h);
+	}
+}
+
 void status_done(struct status *st)
 {
-	parts_free(&st->t);
+	if (st->hold != NULL)
+		hold_put(st->hold);
+	else
+		parts_free(&st->t);
 	pthread_mutex_destroy(&st->mu);
 	memset(st, 0, sizeof(*st));
+}
+
+void status_view_get(struct status *st, struct status *view)
+{
+	pthread_mutex_lock(&st->mu);
+	/* A plain copy: scalars, histograms, and pointers into the held tables. */
+	*view = *st;
+	if (st->hold != NULL)
+		atomic_fetch_add(&st->hold->refs, 1);
+	pthread_mutex_unlock(&st->mu);
+}
+
+void status_view_put(struct status *view)
+{
+	hold_put(view->hold);
+	view->hold = NULL;
 }
 
 /* strdup that tells a NULL input from a failed allocation. */
@@ -189,12 +223,22 @@ static int build(const struct arbiter *a, struct status_tables *p)
 
 int status_publish(struct status *st, const struct arbiter *a)
 {
-	struct status_tables fresh, old;
+	struct status_tables fresh;
+	struct status_hold *h = NULL, *old = NULL;
 	int rc = build(a, &fresh);
 
+	if (rc == 0 && (h = calloc(1, sizeof(*h))) == NULL) {
+		parts_free(&fresh);
+		rc = -ENOMEM;
+	}
 	if (rc == 0) {
+		atomic_init(&h->refs, 1);
+		h->t = fresh;
 		pthread_mutex_lock(&st->mu);
-		old = st->t;
+		if (st->hold == NULL)
+			parts_free(&st->t); /* the tables of status_init: empty */
+		old = st->hold;
+		st->hold = h;
 		st->t = fresh;
 		st->kubernetes_configured = a->k8s != NULL;
 		st->kubernetes_up = a->k8s != NULL && a->stats.kubernetes_up;
@@ -205,7 +249,7 @@ int status_publish(struct status *st, const struct arbiter *a)
 		memcpy(st->k8s_duration, a->stats.k8s_duration, sizeof(st->k8s_duration));
 		st->release_delay = a->stats.release_delay;
 		pthread_mutex_unlock(&st->mu);
-		parts_free(&old);
+		hold_put(old); /* freed now, or by the last renderer still reading it */
 	}
 	atomic_store(&st->heartbeat_mono_us, timeutil_mono_us());
 	return rc;

@@ -89,6 +89,13 @@ struct status {
 		size_t n_k8s;
 		char *identity_reason;
 	} t;
+	/*
+	 * Who still reads t: the status itself, and each renderer that took a
+	 * view (status_view_get) and renders it outside the mutex. The tables
+	 * are freed when the last one lets go, so a slow scrape never holds
+	 * up status_publish, and so the main loop.
+	 */
+	struct status_hold *hold;
 	struct histogram k8s_duration[STATUS_K8S_VERBS]; /* get, list, create */
 	struct histogram release_delay;
 };
@@ -116,5 +123,13 @@ bool status_healthy(const struct status *st, int64_t now_mono_us);
  * otherwise *why is a one-line reason. Call with st->mu held.
  */
 bool status_ready(const struct status *st, char *why, size_t cap);
+
+/*
+ * A copy of st to render from without the mutex: *view shares st's tables,
+ * which stay valid until status_view_put. Takes the mutex briefly. view's
+ * mutex is not to be used.
+ */
+void status_view_get(struct status *st, struct status *view);
+void status_view_put(struct status *view);
 
 #endif
