@@ -40,6 +40,7 @@ struct body {
 struct k8s_client {
 	struct k8s_config cfg; /* strings owned */
 	char *base;            /* api_url without a trailing '/' */
+	bool https;
 	CURL *curl;
 	struct curl_slist *get_headers;
 	struct curl_slist *post_headers;
@@ -352,6 +353,31 @@ static int token_refresh(struct k8s_client *k, bool force)
 	return 0;
 }
 
+int k8s_client_auth_header(struct k8s_client *k, bool force, char **out)
+{
+	token_refresh(k, force);
+	*out = NULL;
+	if (k->token == NULL)
+		return 0;
+	*out = join("Authorization: Bearer ", k->token, (char *)NULL);
+	return *out != NULL ? 0 : -ENOMEM;
+}
+
+bool k8s_client_holds_token(const struct k8s_client *k, const char *text, size_t len)
+{
+	return k->token != NULL && len > 0 && memmem(text, len, k->token, k->token_len) != NULL;
+}
+
+const struct k8s_config *k8s_client_config(const struct k8s_client *k)
+{
+	return &k->cfg;
+}
+
+const char *k8s_client_base(const struct k8s_client *k)
+{
+	return k->base;
+}
+
 /* ---- libcurl callbacks ---- */
 
 /* Collects the body, and aborts the transfer once it passes max_body. */
@@ -459,19 +485,22 @@ static char *dup_or_null(const char *s, bool *ok)
 	return d;
 }
 
-/* Sets the options that stay for the life of the handle. */
-static int setup_handle(struct k8s_client *k, bool https)
-{
-	CURL *c = k->curl;
-	CURLcode rc = CURLE_OK;
 #define SET(opt, val)                                                                              \
 	do {                                                                                       \
 		if (rc == CURLE_OK)                                                                \
 			rc = curl_easy_setopt(c, opt, val);                                        \
 	} while (0)
+
+/*
+ * The options every handle talking to the API has, the client's own and
+ * the watches' (k8s-internal.h).
+ */
+int k8s_client_setup_easy(const struct k8s_client *k, CURL *c)
+{
+	bool https = k->https;
+	CURLcode rc = CURLE_OK;
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, ms_ceil(k->cfg.connect_timeout_us));
-	SET(CURLOPT_TIMEOUT_MS, ms_ceil(k->cfg.request_timeout_us));
 	/* TLS is always verified: there is no option to turn this off. */
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
@@ -490,6 +519,17 @@ static int setup_handle(struct k8s_client *k, bool https)
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
 	SET(CURLOPT_MAXREDIRS, 0L);
 	SET(CURLOPT_USERAGENT, "lock-arbiter/" LOCK_ARBITER_VERSION);
+	/* Keep-alive probes find a half-open connection to a vanished API server. */
+	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	return rc == CURLE_OK ? 0 : -EINVAL;
+}
+
+/* Sets the options that stay for the life of the client's handle. */
+static int setup_handle(struct k8s_client *k)
+{
+	CURL *c = k->curl;
+	CURLcode rc = k8s_client_setup_easy(k, c) == 0 ? CURLE_OK : CURLE_BAD_FUNCTION_ARGUMENT;
+	SET(CURLOPT_TIMEOUT_MS, ms_ceil(k->cfg.request_timeout_us));
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_WRITEDATA, &k->body);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)k->cfg.max_body);
@@ -497,8 +537,6 @@ static int setup_handle(struct k8s_client *k, bool https)
 	SET(CURLOPT_XFERINFOFUNCTION, on_progress);
 	SET(CURLOPT_XFERINFODATA, (void *)k->cfg.interrupt);
 	SET(CURLOPT_ERRORBUFFER, k->errbuf);
-	/* Keep-alive probes find a half-open connection to a vanished API server. */
-	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 #undef SET
 	return rc == CURLE_OK ? 0 : -EINVAL;
 }
@@ -563,7 +601,8 @@ struct k8s_client *k8s_client_new(const struct k8s_config *cfg, char *err, size_
 		goto fail;
 	}
 	k->curl = curl_easy_init();
-	if (k->curl == NULL || setup_handle(k, https) < 0) {
+	k->https = https;
+	if (k->curl == NULL || setup_handle(k) < 0) {
 		fill(err, cap, "libcurl handle setup failed");
 		goto fail;
 	}
@@ -670,6 +709,12 @@ static const char *curl_reason(CURLcode rc, const struct body *b)
 	default:
 		return "Transport";
 	}
+}
+
+const char *k8s_client_curl_reason(CURLcode rc)
+{
+	static const struct body none;
+	return curl_reason(rc, &none);
 }
 
 /*
@@ -855,8 +900,7 @@ out:
 /* True when the body holds the bearer token, which must never be copied out. */
 static bool body_has_token(const struct k8s_client *k)
 {
-	return k->token != NULL && k->body.len > 0 &&
-	       memmem(k->body.buf, k->body.len, k->token, k->token_len) != NULL;
+	return k8s_client_holds_token(k, k->body.buf, k->body.len);
 }
 
 enum k8s_outcome k8s_status_result(long code, const char *body, size_t len, const char *name,

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 
 #include "k8s.h"
 
@@ -90,6 +91,25 @@ enum k8s_outcome k8s_status_result(long code, const char *body, size_t len, cons
  * allowed after the value). NULL when it is not one JSON value.
  */
 cJSON *k8s_json_parse(const char *json, size_t len);
+
+/*
+ * What the client (client.c) shares with its watches (watch.c): its
+ * configuration, its base URL, the options of every handle that talks to
+ * the API (TLS always verified, only the configured scheme, no redirects,
+ * connect timeout, user agent, TCP keep-alive: 0 or -EINVAL), and the
+ * token. k8s_client_auth_header re-reads the token when it is due (at once
+ * when force, after a 401) and gives the header line in a new string that
+ * the caller wipes (explicit_bzero) before freeing; *out is NULL when no
+ * token is configured. 0 or -ENOMEM.
+ */
+const struct k8s_config *k8s_client_config(const struct k8s_client *k);
+const char *k8s_client_base(const struct k8s_client *k);
+int k8s_client_setup_easy(const struct k8s_client *k, CURL *h);
+int k8s_client_auth_header(struct k8s_client *k, bool force, char **out);
+/* The reason a failed transfer gets in a k8s_result ("Timeout", "Reset", ...). */
+const char *k8s_client_curl_reason(CURLcode rc);
+/* True when text (len bytes) holds the token: it must never be copied out. */
+bool k8s_client_holds_token(const struct k8s_client *k, const char *text, size_t len);
 
 /* snprintf into err when err is not NULL; always returns -EINVAL. */
 int k8s_fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -63,7 +63,8 @@ struct k8s_config {
 	const volatile sig_atomic_t *interrupt; /* aborts a transfer when set */
 	/*
 	 * Called after every request (metrics): verb "get", "list" or
-	 * "create"; code the HTTP status, or 0 when no response came.
+	 * "create", and "watch" when a watch connection ends (watch.h);
+	 * code the HTTP status, or 0 when no response came.
 	 */
 	void (*observe)(void *ctx, const char *verb, long code, int64_t duration_us);
 	void *observe_ctx;

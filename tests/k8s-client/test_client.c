@@ -23,8 +23,9 @@
 #include <curl/curl.h>
 
 #include "k8s-internal.h"
+#include "sim-ctl.h"
 
-static const char *kube_url, *kube_ca, *token_file, *sa_dir, *control, *wrong_ca;
+static const char *kube_url, *kube_ca, *token_file, *sa_dir, *wrong_ca;
 /* The token the simulator currently accepts (rotated by one test). */
 static char current_token[128] = "lock-arbiter-test-token-1";
 
@@ -35,112 +36,21 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* ---- the control API ---- */
-
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t collect(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct buf *b = arg;
-	char *np = realloc(b->p, b->n + size * nmemb + 1);
-	assert_non_null(np);
-	b->p = np;
-	memcpy(b->p + b->n, data, size * nmemb);
-	b->n += size * nmemb;
-	b->p[b->n] = '\0';
-	return size * nmemb;
-}
-
-/* One control call; returns the HTTP code, *out the parsed reply if wanted. */
-static long ctl(const char *method, const char *path, const char *body, cJSON **out)
-{
-	char url[512];
-	snprintf(url, sizeof(url), "%s/_sim%s", control, path);
-	CURL *c = curl_easy_init();
-	assert_non_null(c);
-	struct buf b = {NULL, 0};
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-	if (body != NULL)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	CURLcode rc = curl_easy_perform(c);
-	if (rc != CURLE_OK)
-		fail_msg("control %s %s: %s", method, path, curl_easy_strerror(rc));
-	long code = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	if (code >= 300)
-		fail_msg("control %s %s: %ld %s", method, path, code, b.p != NULL ? b.p : "");
-	if (out != NULL) {
-		*out = cJSON_Parse(b.p);
-		assert_non_null(*out);
-	}
-	free(b.p);
-	return code;
-}
-
-/* Creates a pod from a description (see tests/k8s_sim); copies its uid. */
-static void create_pod(const char *desc, char uid[64])
-{
-	cJSON *pod;
-	ctl("POST", "/pods", desc, &pod);
-	const cJSON *u = cJSON_GetObjectItemCaseSensitive(
-	    cJSON_GetObjectItemCaseSensitive(pod, "metadata"), "uid");
-	assert_true(cJSON_IsString(u));
-	if (uid != NULL)
-		snprintf(uid, 64, "%s", u->valuestring);
-	cJSON_Delete(pod);
-}
-
-static void add_fault(const char *spec)
-{
-	ctl("POST", "/faults", spec, NULL);
-}
-
-/* The request log since the last reset (caller frees the root). */
-static cJSON *requests(cJSON **root)
-{
-	ctl("GET", "/requests", NULL, root);
-	cJSON *items = cJSON_GetObjectItemCaseSensitive(*root, "requests");
-	assert_true(cJSON_IsArray(items));
-	return items;
-}
+/* ---- the control API (sim-ctl.h) ---- */
 
 static int n_requests(void)
 {
 	cJSON *root;
-	int n = cJSON_GetArraySize(requests(&root));
+	int n = cJSON_GetArraySize(sim_requests(&root));
 	cJSON_Delete(root);
 	return n;
 }
 
-static const char *entry_str(const cJSON *e, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, key);
-	return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static double entry_num(const cJSON *e, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, key);
-	return cJSON_IsNumber(v) ? v->valuedouble : -1;
-}
-
 static int reset(void **state)
 {
-	ctl("POST", "/faults/release", "{}", NULL);
-	ctl("DELETE", "/faults", NULL, NULL);
-	ctl("DELETE", "/requests", NULL, NULL);
+	sim_ctl("POST", "/faults/release", "{}", NULL);
+	sim_ctl("DELETE", "/faults", NULL, NULL);
+	sim_ctl("DELETE", "/requests", NULL, NULL);
 	return 0;
 }
 
@@ -227,7 +137,7 @@ static char db0_uid[64];
 static int group_setup(void **state)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	create_pod("{\"name\":\"db-0\",\"namespace\":\"db\",\"containers\":[\"app\"],"
+	sim_create_pod("{\"name\":\"db-0\",\"namespace\":\"db\",\"containers\":[\"app\"],"
 	           "\"initContainers\":[{\"name\":\"proxy\",\"restartPolicy\":\"Always\"}],"
 	           "\"holderContainer\":\"app\",\"podIP\":\"10.20.0.5\"}",
 	           db0_uid);
@@ -267,7 +177,7 @@ static void test_get_pod(void **state)
 	k8s_pod_done(&pod);
 
 	/* A restart shows as a new instance with a termination record. */
-	ctl("POST", "/pods/db/db-0/restart", "{\"container\":\"app\"}", NULL);
+	sim_ctl("POST", "/pods/db/db-0/restart", "{\"container\":\"app\"}", NULL);
 	assert_int_equal(k8s_get_pod(k, "db", "db-0", &pod, &r), K8S_POD);
 	assert_int_equal(pod.containers[0].restart_count, 1);
 	assert_true(pod.containers[0].last_terminated);
@@ -280,14 +190,14 @@ static void test_get_pod(void **state)
 
 	/* What went on the wire. */
 	cJSON *root;
-	cJSON *log = requests(&root);
+	cJSON *log = sim_requests(&root);
 	assert_int_equal(cJSON_GetArraySize(log), 2);
 	const cJSON *e = cJSON_GetArrayItem(log, 0);
-	assert_string_equal(entry_str(e, "method"), "GET");
-	assert_string_equal(entry_str(e, "path"), "/api/v1/namespaces/db/pods/db-0");
+	assert_string_equal(sim_entry_str(e, "method"), "GET");
+	assert_string_equal(sim_entry_str(e, "path"), "/api/v1/namespaces/db/pods/db-0");
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "auth")));
-	assert_string_equal(entry_str(e, "user_agent"), "lock-arbiter/0.1.0");
-	assert_string_equal(entry_str(e, "accept"), "application/json");
+	assert_string_equal(sim_entry_str(e, "user_agent"), "lock-arbiter/0.1.0");
+	assert_string_equal(sim_entry_str(e, "accept"), "application/json");
 	cJSON_Delete(root);
 	k8s_client_free(k);
 }
@@ -303,10 +213,10 @@ static void test_gone(void **state)
 	assert_non_null(strstr(r.message, "\"nope-0\" not found"));
 
 	/* Alive, then deleted: GONE. */
-	create_pod("{\"name\":\"gone-0\",\"namespace\":\"db\",\"containers\":[\"app\"]}", NULL);
+	sim_create_pod("{\"name\":\"gone-0\",\"namespace\":\"db\",\"containers\":[\"app\"]}", NULL);
 	assert_int_equal(k8s_get_pod(k, "db", "gone-0", &pod, &r), K8S_POD);
 	k8s_pod_done(&pod);
-	ctl("DELETE", "/pods/db/gone-0", NULL, NULL);
+	sim_ctl("DELETE", "/pods/db/gone-0", NULL, NULL);
 	assert_int_equal(k8s_get_pod(k, "db", "gone-0", &pod, &r), K8S_GONE);
 	/* A missing namespace is a missing pod, as the API words it. */
 	assert_int_equal(k8s_get_pod(k, "no-such-ns", "db-0", &pod, &r), K8S_GONE);
@@ -318,28 +228,28 @@ static void test_404_that_is_not_gone(void **state)
 {
 	struct k8s_client *k = client(NULL, NULL);
 	/* A proxy's HTML page. */
-	add_fault(
+	sim_add_fault(
 	    "{\"type\":\"status\",\"code\":404,\"path\":\"/pods/db-0$\","
 	    "\"body\":\"<html><body>404 Not Found</body></html>\",\"content_type\":\"text/html\"}");
 	expect_unknown(k, "db-0", 404, "HTTP404");
-	ctl("DELETE", "/faults", NULL, NULL);
+	sim_ctl("DELETE", "/faults", NULL, NULL);
 	/* The generic "could not find the requested resource": a wrong path, not a pod. */
-	add_fault("{\"type\":\"status\",\"code\":404,\"path\":\"/pods/db-0$\",\"content_type\":"
+	sim_add_fault("{\"type\":\"status\",\"code\":404,\"path\":\"/pods/db-0$\",\"content_type\":"
 	          "\"application/json\",\"body\":\"{\\\"kind\\\":\\\"Status\\\",\\\"apiVersion\\\":"
 	          "\\\"v1\\\",\\\"metadata\\\":{},\\\"status\\\":\\\"Failure\\\",\\\"message\\\":"
 	          "\\\"the server could not find the requested resource\\\",\\\"reason\\\":"
 	          "\\\"NotFound\\\",\\\"details\\\":{},\\\"code\\\":404}\"}");
 	expect_unknown(k, "db-0", 404, "NotFound");
-	ctl("DELETE", "/faults", NULL, NULL);
+	sim_ctl("DELETE", "/faults", NULL, NULL);
 	/* NotFound about another object. */
-	add_fault("{\"type\":\"status\",\"code\":404,\"path\":\"/pods/db-0$\",\"content_type\":"
+	sim_add_fault("{\"type\":\"status\",\"code\":404,\"path\":\"/pods/db-0$\",\"content_type\":"
 	          "\"application/json\",\"body\":\"{\\\"kind\\\":\\\"Status\\\",\\\"reason\\\":"
 	          "\\\"NotFound\\\",\\\"details\\\":{\\\"name\\\":\\\"db-1\\\",\\\"kind\\\":"
 	          "\\\"pods\\\"},\\\"code\\\":404}\"}");
 	expect_unknown(k, "db-0", 404, "NotFound");
-	ctl("DELETE", "/faults", NULL, NULL);
+	sim_ctl("DELETE", "/faults", NULL, NULL);
 	/* Malformed JSON with a 404. */
-	add_fault(
+	sim_add_fault(
 	    "{\"type\":\"status\",\"code\":404,\"path\":\"/pods/db-0$\",\"content_type\":"
 	    "\"application/json\",\"body\":\"{\\\"kind\\\":\\\"Status\\\",\\\"reason\\\":\"}");
 	expect_unknown(k, "db-0", 404, "HTTP404");
@@ -349,7 +259,7 @@ static void test_404_that_is_not_gone(void **state)
 static void test_forbidden(void **state)
 {
 	struct k8s_client *k = client(NULL, NULL);
-	add_fault("{\"type\":\"forbidden\"}");
+	sim_add_fault("{\"type\":\"forbidden\"}");
 	struct k8s_pod pod;
 	struct k8s_result r;
 	assert_int_equal(k8s_get_pod(k, "db", "db-0", &pod, &r), K8S_UNKNOWN);
@@ -384,7 +294,7 @@ static void test_token_rotation(void **state)
 	k8s_pod_done(&pod);
 
 	rotate_token("lock-arbiter-test-token-2");
-	ctl("DELETE", "/requests", NULL, NULL);
+	sim_ctl("DELETE", "/requests", NULL, NULL);
 	assert_int_equal(k8s_get_pod(k, "db", "db-0", &pod, &r), K8S_POD);
 	k8s_pod_done(&pod);
 	/* The old token got a 401, the re-read one a 200, on one call. */
@@ -392,17 +302,17 @@ static void test_token_rotation(void **state)
 	assert_int_equal(obs.code[1], 401);
 	assert_int_equal(obs.code[2], 200);
 	cJSON *root;
-	cJSON *log = requests(&root);
+	cJSON *log = sim_requests(&root);
 	assert_int_equal(cJSON_GetArraySize(log), 2);
-	assert_int_equal(entry_num(cJSON_GetArrayItem(log, 0), "status"), 401);
-	assert_string_equal(entry_str(cJSON_GetArrayItem(log, 0), "auth_detail"), "invalid");
-	assert_int_equal(entry_num(cJSON_GetArrayItem(log, 1), "status"), 200);
-	assert_string_equal(entry_str(cJSON_GetArrayItem(log, 1), "auth_detail"), "current");
+	assert_int_equal(sim_entry_num(cJSON_GetArrayItem(log, 0), "status"), 401);
+	assert_string_equal(sim_entry_str(cJSON_GetArrayItem(log, 0), "auth_detail"), "invalid");
+	assert_int_equal(sim_entry_num(cJSON_GetArrayItem(log, 1), "status"), 200);
+	assert_string_equal(sim_entry_str(cJSON_GetArrayItem(log, 1), "auth_detail"), "current");
 	cJSON_Delete(root);
 
 	/* A 401 that persists: one retry, then UNKNOWN. */
-	add_fault("{\"type\":\"unauthorized\"}");
-	ctl("DELETE", "/requests", NULL, NULL);
+	sim_add_fault("{\"type\":\"unauthorized\"}");
+	sim_ctl("DELETE", "/requests", NULL, NULL);
 	expect_unknown(k, "db-0", 401, "Unauthorized");
 	assert_int_equal(n_requests(), 2);
 	k8s_client_free(k);
@@ -426,7 +336,7 @@ static void test_token_reread_failure_keeps_old(void **state)
 	rotate_token("lock-arbiter-test-token-2");
 	/* And with the reread interval at 0, a new token is picked up without any 401. */
 	rotate_token("lock-arbiter-test-token-3");
-	ctl("DELETE", "/requests", NULL, NULL);
+	sim_ctl("DELETE", "/requests", NULL, NULL);
 	assert_int_equal(k8s_get_pod(k, "db", "db-0", &pod, &r), K8S_POD);
 	k8s_pod_done(&pod);
 	assert_int_equal(n_requests(), 1);
@@ -451,8 +361,8 @@ static void test_server_errors(void **state)
 	    {"{\"type\":\"status\",\"code\":410}", 410, "Gone"},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		ctl("DELETE", "/faults", NULL, NULL);
-		add_fault(rows[i].fault);
+		sim_ctl("DELETE", "/faults", NULL, NULL);
+		sim_add_fault(rows[i].fault);
 		expect_unknown(k, "db-0", rows[i].code, rows[i].reason);
 		assert_int_equal(obs.code[obs.calls - 1], rows[i].code);
 	}
@@ -473,8 +383,8 @@ static void test_backoff_after_outage(void **state)
 	struct k8s_result res;
 
 	(void)state;
-	ctl("DELETE", "/faults", NULL, NULL);
-	add_fault("{\"type\":\"status\",\"code\":503}");
+	sim_ctl("DELETE", "/faults", NULL, NULL);
+	sim_add_fault("{\"type\":\"status\",\"code\":503}");
 	expect_unknown(k, "db-0", 503, "ServiceUnavailable");
 	int sent = obs.calls;
 	/* Refused, with the outage's own answer, and nothing sent. */
@@ -490,16 +400,16 @@ static void test_backoff_after_outage(void **state)
 	assert_int_equal(k8s_get_pod(k, "db", "db-0", &pod, &res), K8S_UNKNOWN);
 	assert_non_null(strstr(res.message, "not sent"));
 	assert_int_equal(obs.calls, sent + 1);
-	ctl("DELETE", "/faults", NULL, NULL);
+	sim_ctl("DELETE", "/faults", NULL, NULL);
 	usleep(300000);
 	assert_int_equal(k8s_get_pod(k, "db", "db-0", &pod, &res), K8S_POD);
 	k8s_pod_done(&pod);
 	/* A real answer reset it: the next outage starts at 300 ms again. */
-	add_fault("{\"type\":\"status\",\"code\":500}");
+	sim_add_fault("{\"type\":\"status\",\"code\":500}");
 	expect_unknown(k, "db-0", 500, "InternalError");
 	usleep(350000);
 	expect_unknown(k, "db-0", 500, "InternalError");
-	ctl("DELETE", "/faults", NULL, NULL);
+	sim_ctl("DELETE", "/faults", NULL, NULL);
 	k8s_client_free(k);
 }
 
@@ -508,18 +418,18 @@ static void test_hang_times_out(void **state)
 	struct opts o = {.timeout_us = 800000};
 	struct observed obs = {0};
 	struct k8s_client *k = client(&o, &obs);
-	add_fault("{\"type\":\"hang\"}");
+	sim_add_fault("{\"type\":\"hang\"}");
 	int64_t t0 = mono_us();
 	expect_unknown(k, "db-0", 0, "Timeout");
 	int64_t dt = mono_us() - t0;
 	assert_true(dt >= 700000);
 	assert_true(dt < 800000 + 1500000);
 	assert_int_equal(obs.code[0], 0);
-	ctl("POST", "/faults/release", "{}", NULL);
+	sim_ctl("POST", "/faults/release", "{}", NULL);
 
 	/* Headers sent, then the body trickles past the deadline. */
-	ctl("DELETE", "/faults", NULL, NULL);
-	add_fault("{\"type\":\"drip\",\"interval_ms\":50}");
+	sim_ctl("DELETE", "/faults", NULL, NULL);
+	sim_add_fault("{\"type\":\"drip\",\"interval_ms\":50}");
 	t0 = mono_us();
 	expect_unknown(k, "db-0", 0, "Timeout");
 	assert_true(mono_us() - t0 < 800000 + 1500000);
@@ -529,11 +439,11 @@ static void test_hang_times_out(void **state)
 static void test_oversized(void **state)
 {
 	struct k8s_client *k = client(NULL, NULL);
-	add_fault("{\"type\":\"oversized\"}");
+	sim_add_fault("{\"type\":\"oversized\"}");
 	expect_unknown(k, "db-0", 200, "TooLarge");
-	ctl("DELETE", "/faults", NULL, NULL);
+	sim_ctl("DELETE", "/faults", NULL, NULL);
 	/* Just over the cap, where Content-Length alone does not decide. */
-	add_fault("{\"type\":\"oversized\",\"size\":1048600}");
+	sim_add_fault("{\"type\":\"oversized\",\"size\":1048600}");
 	expect_unknown(k, "db-0", 200, "TooLarge");
 	k8s_client_free(k);
 }
@@ -546,8 +456,8 @@ static void test_malformed(void **state)
 		char spec[128];
 		snprintf(spec, sizeof(spec), "{\"type\":\"malformed\",\"variant\":\"%s\"}",
 		         variants[i]);
-		ctl("DELETE", "/faults", NULL, NULL);
-		add_fault(spec);
+		sim_ctl("DELETE", "/faults", NULL, NULL);
+		sim_add_fault(spec);
 		expect_unknown(k, "db-0", 200, "Malformed");
 	}
 	k8s_client_free(k);
@@ -569,12 +479,12 @@ static void test_reset(void **state)
 	 * outcome is what matters, and it is UNKNOWN either way.
 	 */
 	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
-		ctl("DELETE", "/faults", NULL, NULL);
-		add_fault(faults[i]);
+		sim_ctl("DELETE", "/faults", NULL, NULL);
+		sim_add_fault(faults[i]);
 		expect_unknown(k, "db-0", i < 2 ? 0 : -1, i < 2 ? "Reset" : NULL);
 	}
 	/* The handle recovers on a new connection once the network does. */
-	ctl("DELETE", "/faults", NULL, NULL);
+	sim_ctl("DELETE", "/faults", NULL, NULL);
 	struct k8s_pod pod;
 	struct k8s_result r;
 	assert_int_equal(k8s_get_pod(k, "db", "db-0", &pod, &r), K8S_POD);
@@ -626,13 +536,13 @@ static void test_list_by_ip(void **state)
 {
 	struct k8s_client *k = client(NULL, NULL);
 	char uid_a[64], uid_b[64];
-	create_pod("{\"name\":\"list-a\",\"namespace\":\"lst\",\"containers\":[\"app\"],"
+	sim_create_pod("{\"name\":\"list-a\",\"namespace\":\"lst\",\"containers\":[\"app\"],"
 	           "\"podIP\":\"10.30.0.7\"}",
 	           uid_a);
-	create_pod("{\"name\":\"list-b\",\"namespace\":\"lst\",\"containers\":[\"app\"],"
+	sim_create_pod("{\"name\":\"list-b\",\"namespace\":\"lst\",\"containers\":[\"app\"],"
 	           "\"podIPs\":[\"fd00::7\",\"10.30.0.8\"]}",
 	           uid_b);
-	create_pod("{\"name\":\"list-c\",\"namespace\":\"other\",\"containers\":[\"app\"],"
+	sim_create_pod("{\"name\":\"list-c\",\"namespace\":\"other\",\"containers\":[\"app\"],"
 	           "\"podIP\":\"10.30.0.7\"}",
 	           NULL);
 
@@ -661,22 +571,22 @@ static void test_list_by_ip(void **state)
 	assert_null(pods);
 
 	cJSON *root;
-	cJSON *log = requests(&root);
+	cJSON *log = sim_requests(&root);
 	assert_int_equal(cJSON_GetArraySize(log), 3);
-	assert_string_equal(entry_str(cJSON_GetArrayItem(log, 0), "path"),
+	assert_string_equal(sim_entry_str(cJSON_GetArrayItem(log, 0), "path"),
 	                    "/api/v1/namespaces/lst/pods?fieldSelector=status.podIP%3D10.30.0.7");
-	assert_string_equal(entry_str(cJSON_GetArrayItem(log, 1), "path"),
+	assert_string_equal(sim_entry_str(cJSON_GetArrayItem(log, 1), "path"),
 	                    "/api/v1/namespaces/lst/pods?fieldSelector=status.podIP%3Dfd00%3A%3A7");
 	cJSON_Delete(root);
 
 	/* A list that fails is UNKNOWN, never an empty success; a 404 is not GONE. */
-	add_fault("{\"type\":\"status\",\"code\":404}");
+	sim_add_fault("{\"type\":\"status\",\"code\":404}");
 	pods = (struct k8s_pod *)&n;
 	assert_int_equal(k8s_list_pods_by_ip(k, "lst", "10.30.0.7", &pods, &n, &r), K8S_UNKNOWN);
 	assert_int_equal(r.outcome, K8S_UNKNOWN);
 	assert_ptr_equal(pods, (struct k8s_pod *)&n);
-	ctl("DELETE", "/faults", NULL, NULL);
-	add_fault("{\"type\":\"malformed\",\"variant\":\"wrong_types\"}");
+	sim_ctl("DELETE", "/faults", NULL, NULL);
+	sim_add_fault("{\"type\":\"malformed\",\"variant\":\"wrong_types\"}");
 	assert_int_equal(k8s_list_pods_by_ip(k, "lst", "10.30.0.7", &pods, &n, &r), K8S_UNKNOWN);
 	assert_string_equal(r.reason, "Malformed");
 	k8s_client_free(k);
@@ -686,7 +596,7 @@ static void test_post_event(void **state)
 {
 	struct observed obs = {0};
 	struct k8s_client *k = client(NULL, &obs);
-	ctl("DELETE", "/events", NULL, NULL);
+	sim_ctl("DELETE", "/events", NULL, NULL);
 	struct k8s_event ev = {
 	    .ns = "db",
 	    .pod_name = "db-0",
@@ -705,45 +615,45 @@ static void test_post_event(void **state)
 	assert_int_equal(obs.code[0], 201);
 
 	cJSON *root;
-	ctl("GET", "/events?namespace=db", NULL, &root);
+	sim_ctl("GET", "/events?namespace=db", NULL, &root);
 	cJSON *items = cJSON_GetObjectItemCaseSensitive(root, "items");
 	assert_int_equal(cJSON_GetArraySize(items), 1);
 	const cJSON *e = cJSON_GetArrayItem(items, 0);
 	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(e, "metadata");
 	const cJSON *io = cJSON_GetObjectItemCaseSensitive(e, "involvedObject");
-	assert_int_equal(strncmp(entry_str(meta, "name"), "db-0.", 5), 0);
-	assert_true(strlen(entry_str(meta, "name")) > 5);
-	assert_string_equal(entry_str(meta, "namespace"), "db");
-	assert_string_equal(entry_str(io, "kind"), "Pod");
-	assert_string_equal(entry_str(io, "apiVersion"), "v1");
-	assert_string_equal(entry_str(io, "name"), "db-0");
-	assert_string_equal(entry_str(io, "namespace"), "db");
-	assert_string_equal(entry_str(io, "uid"), db0_uid);
-	assert_string_equal(entry_str(e, "reason"), "LiquibaseLockReleased");
-	assert_string_equal(entry_str(e, "type"), "Warning");
-	assert_string_equal(entry_str(e, "message"), ev.message);
-	assert_string_equal(entry_str(e, "action"), "Release");
-	assert_string_equal(entry_str(e, "reportingComponent"), "lock-arbiter");
-	assert_string_equal(entry_str(e, "reportingInstance"), "lock-arbiter-7d9f-x2x7q");
-	assert_string_equal(entry_str(cJSON_GetObjectItemCaseSensitive(e, "source"), "component"),
+	assert_int_equal(strncmp(sim_entry_str(meta, "name"), "db-0.", 5), 0);
+	assert_true(strlen(sim_entry_str(meta, "name")) > 5);
+	assert_string_equal(sim_entry_str(meta, "namespace"), "db");
+	assert_string_equal(sim_entry_str(io, "kind"), "Pod");
+	assert_string_equal(sim_entry_str(io, "apiVersion"), "v1");
+	assert_string_equal(sim_entry_str(io, "name"), "db-0");
+	assert_string_equal(sim_entry_str(io, "namespace"), "db");
+	assert_string_equal(sim_entry_str(io, "uid"), db0_uid);
+	assert_string_equal(sim_entry_str(e, "reason"), "LiquibaseLockReleased");
+	assert_string_equal(sim_entry_str(e, "type"), "Warning");
+	assert_string_equal(sim_entry_str(e, "message"), ev.message);
+	assert_string_equal(sim_entry_str(e, "action"), "Release");
+	assert_string_equal(sim_entry_str(e, "reportingComponent"), "lock-arbiter");
+	assert_string_equal(sim_entry_str(e, "reportingInstance"), "lock-arbiter-7d9f-x2x7q");
+	assert_string_equal(sim_entry_str(cJSON_GetObjectItemCaseSensitive(e, "source"), "component"),
 	                    "lock-arbiter");
-	assert_int_equal(entry_num(e, "count"), 1);
+	assert_int_equal(sim_entry_num(e, "count"), 1);
 	/* metav1.Time for the timestamps, metav1.MicroTime for eventTime. */
 	int64_t first, micro;
-	assert_int_equal(strlen(entry_str(e, "firstTimestamp")), 20);
-	assert_int_equal(k8s_time_parse(entry_str(e, "firstTimestamp"), &first), 0);
-	assert_int_equal(strlen(entry_str(e, "eventTime")), 27);
-	assert_int_equal(k8s_time_parse(entry_str(e, "eventTime"), &micro), 0);
+	assert_int_equal(strlen(sim_entry_str(e, "firstTimestamp")), 20);
+	assert_int_equal(k8s_time_parse(sim_entry_str(e, "firstTimestamp"), &first), 0);
+	assert_int_equal(strlen(sim_entry_str(e, "eventTime")), 27);
+	assert_int_equal(k8s_time_parse(sim_entry_str(e, "eventTime"), &micro), 0);
 	assert_true(micro - first >= 0 && micro - first < 1000000);
-	assert_string_equal(entry_str(e, "lastTimestamp"), entry_str(e, "firstTimestamp"));
+	assert_string_equal(sim_entry_str(e, "lastTimestamp"), sim_entry_str(e, "firstTimestamp"));
 	cJSON_Delete(root);
 
 	/* The sent body, as the simulator logged it: JSON content type. */
-	cJSON *log = requests(&root);
+	cJSON *log = sim_requests(&root);
 	const cJSON *req = cJSON_GetArrayItem(log, 0);
-	assert_string_equal(entry_str(req, "method"), "POST");
-	assert_string_equal(entry_str(req, "path"), "/api/v1/namespaces/db/events");
-	assert_string_equal(entry_str(req, "content_type"), "application/json");
+	assert_string_equal(sim_entry_str(req, "method"), "POST");
+	assert_string_equal(sim_entry_str(req, "path"), "/api/v1/namespaces/db/events");
+	assert_string_equal(sim_entry_str(req, "content_type"), "application/json");
 	cJSON_Delete(root);
 
 	/* A message past the API's 1024-byte limit is shortened, not refused. */
@@ -753,12 +663,12 @@ static void test_post_event(void **state)
 	ev.message = big;
 	ev.reporting_instance = NULL; /* the host name stands in */
 	ev.pod_uid = NULL;
-	ctl("DELETE", "/events", NULL, NULL);
+	sim_ctl("DELETE", "/events", NULL, NULL);
 	assert_int_equal(k8s_post_event(k, &ev, &r), 0);
-	ctl("GET", "/events?namespace=db", NULL, &root);
+	sim_ctl("GET", "/events?namespace=db", NULL, &root);
 	e = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "items"), 0);
-	assert_int_equal(strlen(entry_str(e, "message")), 1024);
-	assert_true(entry_str(e, "reportingInstance")[0] != '\0');
+	assert_int_equal(strlen(sim_entry_str(e, "message")), 1024);
+	assert_true(sim_entry_str(e, "reportingInstance")[0] != '\0');
 	assert_null(cJSON_GetObjectItemCaseSensitive(
 	    cJSON_GetObjectItemCaseSensitive(e, "involvedObject"), "uid"));
 	cJSON_Delete(root);
@@ -770,7 +680,7 @@ static void test_post_event(void **state)
 	assert_int_equal(r.http_code, 404);
 	assert_string_equal(r.reason, "NotFound");
 	ev.ns = "db";
-	add_fault("{\"type\":\"forbidden\",\"method\":\"POST\"}");
+	sim_add_fault("{\"type\":\"forbidden\",\"method\":\"POST\"}");
 	assert_int_equal(k8s_post_event(k, &ev, &r), -EIO);
 	assert_string_equal(r.reason, "Forbidden");
 	check_clean(&r);
@@ -792,12 +702,12 @@ static void test_one_connection(void **state)
 	assert_int_equal(k8s_list_pods_by_ip(k, "db", "10.20.0.5", &pods, &n, &r), K8S_POD);
 	k8s_pods_free(pods, n);
 	cJSON *root;
-	cJSON *log = requests(&root);
+	cJSON *log = sim_requests(&root);
 	assert_int_equal(cJSON_GetArraySize(log), 7);
-	double conn = entry_num(cJSON_GetArrayItem(log, 0), "conn");
+	double conn = sim_entry_num(cJSON_GetArrayItem(log, 0), "conn");
 	assert_true(conn > 0);
 	const cJSON *e;
-	cJSON_ArrayForEach(e, log) assert_true(entry_num(e, "conn") == conn);
+	cJSON_ArrayForEach(e, log) assert_true(sim_entry_num(e, "conn") == conn);
 	cJSON_Delete(root);
 	k8s_client_free(k);
 }
@@ -812,7 +722,7 @@ static void test_token_not_echoed(void **state)
 	         "\"body\":\"{\\\"kind\\\":\\\"Status\\\",\\\"reason\\\":\\\"InternalError\\\","
 	         "\\\"message\\\":\\\"bad header Authorization: Bearer %s\\\"}\"}",
 	         current_token);
-	add_fault(spec);
+	sim_add_fault(spec);
 	struct k8s_pod pod;
 	struct k8s_result r;
 	assert_int_equal(k8s_get_pod(k, "db", "db-0", &pod, &r), K8S_UNKNOWN);
@@ -834,7 +744,7 @@ static void test_interrupt(void **state)
 	volatile sig_atomic_t stop = 0;
 	struct opts o = {.timeout_us = 10000000, .interrupt = &stop};
 	struct k8s_client *k = client(&o, NULL);
-	add_fault("{\"type\":\"hang\"}");
+	sim_add_fault("{\"type\":\"hang\"}");
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, stop_later, (void *)&stop), 0);
 	int64_t t0 = mono_us();
@@ -842,7 +752,7 @@ static void test_interrupt(void **state)
 	/* libcurl calls the progress callback at least once a second. */
 	assert_true(mono_us() - t0 < 2500000);
 	pthread_join(t, NULL);
-	ctl("POST", "/faults/release", "{}", NULL);
+	sim_ctl("POST", "/faults/release", "{}", NULL);
 	k8s_client_free(k);
 }
 
@@ -874,24 +784,14 @@ static void test_in_cluster(void **state)
 	unsetenv("KUBERNETES_SERVICE_PORT");
 }
 
-static const char *need(const char *name)
-{
-	const char *v = getenv(name);
-	if (v == NULL || v[0] == '\0') {
-		fprintf(stderr, "%s is not set: run through tests/k8s-client/with_sim.py\n", name);
-		exit(1);
-	}
-	return v;
-}
-
 int main(void)
 {
-	kube_url = need("LOCK_ARBITER_TEST_KUBE_URL");
-	kube_ca = need("LOCK_ARBITER_TEST_KUBE_CA");
-	token_file = need("LOCK_ARBITER_TEST_KUBE_TOKEN_FILE");
-	sa_dir = need("LOCK_ARBITER_TEST_KUBE_SA_DIR");
-	control = need("LOCK_ARBITER_TEST_KUBE_CONTROL");
-	wrong_ca = need("LOCK_ARBITER_TEST_KUBE_WRONG_CA");
+	kube_url = sim_need("LOCK_ARBITER_TEST_KUBE_URL");
+	kube_ca = sim_need("LOCK_ARBITER_TEST_KUBE_CA");
+	token_file = sim_need("LOCK_ARBITER_TEST_KUBE_TOKEN_FILE");
+	sa_dir = sim_need("LOCK_ARBITER_TEST_KUBE_SA_DIR");
+	sim_control = sim_need("LOCK_ARBITER_TEST_KUBE_CONTROL");
+	wrong_ca = sim_need("LOCK_ARBITER_TEST_KUBE_WRONG_CA");
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_get_pod, reset),
 	    cmocka_unit_test_setup(test_gone, reset),

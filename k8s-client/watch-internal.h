@@ -1,0 +1,72 @@
+/*
+ * watch-internal.h - what watch.c (connections, the set) and watch-loop.c
+ * (descriptors, timer, the caller's loop) share; not for the daemon.
+ */
+#ifndef LOCK_ARBITER_K8S_WATCH_INTERNAL_H
+#define LOCK_ARBITER_K8S_WATCH_INTERNAL_H
+
+#include <time.h>
+
+#include "k8s-internal.h"
+
+struct node {
+	struct node *next;
+	struct watch *w;
+	struct k8s_watch_event ev;
+};
+
+struct watch {
+	struct watch *next;
+	struct k8s_watches *ws;
+	uint64_t id;
+	char ns[64];
+	char name[254];
+	char rv[K8S_RV_MAX]; /* the last version seen: where a resume starts */
+	CURL *h;             /* NULL: not connected */
+	struct curl_slist *headers;
+	struct node *terminal; /* reserved for this connection's terminal event */
+	struct k8s_watch_decoder dec;
+	long code;           /* the response's status, once known */
+	char *err_body;      /* a non-200 answer's body (capped) */
+	size_t err_len;
+	bool ended;          /* a terminal event was queued from the stream */
+	bool delivered;      /* this connection queued an event */
+	bool retried_401;    /* the token was re-read after a 401 already */
+	size_t queued;       /* this watch's events in the queue */
+	int64_t backoff_us;
+	int64_t started_us;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct fdrec {
+	int fd;
+	int events;
+};
+
+struct k8s_watches {
+	struct k8s_client *k;
+	struct k8s_watch_config cfg;
+	CURLM *multi;
+	struct watch *list;
+	size_t n;
+	struct node *head, *tail;
+	struct fdrec *fds;
+	size_t n_fds, cap_fds;
+	int64_t deadline_us; /* curl's timer, CLOCK_MONOTONIC; -1: none */
+	uint32_t rng;
+};
+
+static inline int64_t watch_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* libcurl's CURLMOPT_SOCKETFUNCTION and CURLMOPT_TIMERFUNCTION (watch-loop.c). */
+int k8s_watches_on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *socketp);
+int k8s_watches_on_timer(CURLM *multi, long timeout_ms, void *arg);
+/* Turns the transfers libcurl has finished into terminal events (watch.c). */
+void k8s_watches_collect(struct k8s_watches *ws);
+
+#endif
