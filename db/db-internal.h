@@ -51,6 +51,22 @@ struct db {
 
 enum db_send { DB_SEND_PARAMS, DB_SEND_PREPARED, DB_SEND_PREPARE };
 
+/* Type OIDs from pg_type.h, which is a server header we do not include. */
+#define DB_BOOLOID 16
+#define DB_INT8OID 20
+#define DB_TEXTOID 25
+
+/* The columns' names as Liquibase writes them, indexed by DB_COL_*. */
+extern const char *const db_col_names[DB_NCOLS];
+
+/* Appends to a growing string; false on allocation failure. */
+struct db_buf {
+	char *s;
+	size_t len, cap;
+	bool failed;
+};
+void db_buf_add(struct db_buf *b, const char *s);
+
 /* Formats a one-line error into err (never a password). */
 __attribute__((format(printf, 3, 4))) void db_seterr(char *err, size_t cap, const char *fmt, ...);
 /* "what: <libpq's message>" on one line. */
@@ -68,5 +84,24 @@ int db_check(const PGresult *r, ExecStatusType want, const char *what, char *err
 int db_roundtrip(struct db *db, enum db_send kind, const char *name, const char *sql,
                  int nparams, const Oid *types, const char *const *vals, const char *what,
                  PGresult **out, char *err, size_t cap);
+
+/* Shared by the files of the library. */
+int64_t db_mono_us(void);
+/* "what: msg" with any quoted part of msg (which may hold a password) hidden. */
+void db_seterr_redacted(char *err, size_t cap, const char *what, const char *msg);
+/* "host:port/dbname" from parsed conninfo and libpq's environment defaults. */
+char *db_make_label(const PQconninfoOption *opts);
+void db_conninfo_free(PQconninfoOption *opts);
+/* d with random jitter, for reconnect backoff. */
+int64_t db_jitter(struct db *db, int64_t d);
+int db_roundtrip_until(struct db *db, int64_t deadline, enum db_send kind, const char *name,
+                       const char *sql, int nparams, const Oid *types,
+                       const char *const *vals, const char *what, PGresult **out, char *err,
+                       size_t cap);
+/* Waits for events on fd until deadline (see roundtrip.c): 1, -ETIMEDOUT, -EINTR. */
+int db_wait(struct db *db, int fd, short events, int64_t deadline);
+/* Drops the connection after a failed wait and says why; returns rc. */
+int db_wait_failed(struct db *db, int rc, const char *what, char *err, size_t cap);
+void db_set_free(struct db_entry *set, size_t n);
 
 #endif

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DB_TEXTOID 25
-#define DB_INT8OID 20
 
 /*
  * One row per session from one of $1 (inet[]), and always one row (the

@@ -93,8 +93,9 @@ class Session:
             time.sleep(0.05)
 
     def pid(self):
+        """The backend of this session: the newest active one from its address."""
         out = self.pg.psql("SELECT pid FROM pg_stat_activity WHERE client_addr = '%s' "
-                           "AND state = 'active'" % self.src).split()
+                           "AND state = 'active' ORDER BY backend_start DESC" % self.src).split()
         return int(out[0]) if out else None
 
     def end(self):
@@ -249,9 +250,14 @@ def test_blind_role_is_said_once_and_require_keeps_the_lock(pg, db, sim, plain_r
             assert locked(pg, db)
         else:
             assert a.wait_for("lock released", timeout=10)["rule"] == "O1_pod_deleted"
-        with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port) as r:
-            assert ('lock_arbiter_session_guard_blind{database="127.0.0.1:%d/%s"} 1'
-                    % (pg.port, db)) in r.read().decode()
+        want = 'lock_arbiter_session_guard_blind{database="127.0.0.1:%d/%s"} 1' % (pg.port, db)
+        deadline = time.monotonic() + 5  # the status is published after each cycle
+        while True:
+            with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port) as r:
+                if want in r.read().decode():
+                    break
+            assert time.monotonic() < deadline, want
+            time.sleep(0.1)
         with urllib.request.urlopen("http://127.0.0.1:%s/readyz" % port) as r:
             assert "cannot see other roles' sessions" in r.read().decode()
         assert a.count("session guard cannot see other roles' sessions: grant "
