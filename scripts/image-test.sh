@@ -200,7 +200,10 @@ build_s=$((SECONDS - t))
 passed=$((passed + 1))
 "${podman[@]}" image prune -f >/dev/null 2>&1
 size=$("${podman[@]}" image inspect --format '{{.Size}}' "$image")
-say "image $image: $size bytes ($((size / 1024 / 1024)) MiB); bases ${base_s} s, build ${build_s} s"
+base_size=$("${podman[@]}" image inspect --format '{{.Size}}' docker.io/library/debian:12-slim)
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+size_line="$size bytes ($(mib "$size")); the debian:12-slim base $base_size bytes, the image's own layers $((size - base_size)) bytes ($(mib $((size - base_size))))"
+say "built in ${build_s} s (bases ${base_s} s)"
 
 # -- run ------------------------------------------------------------------------
 junit=$(mktemp /tmp/lock-arbiter-image-junit.XXXXXX.xml)
@@ -221,5 +224,5 @@ read -r p f <<<"$counts"
 passed=$((passed + p))
 failed=$((failed + f))
 
-say "image size: $size bytes ($((size / 1024 / 1024)) MiB)"
+say "image size: $size_line"
 finish

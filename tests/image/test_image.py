@@ -35,6 +35,9 @@ from simctl import Sim  # noqa: E402
 
 IMAGE = os.environ.get("LOCK_ARBITER_IMAGE", "localhost/lock-arbiter:image-test")
 PODMAN = ["podman", "--runtime", "runc"]
+# Debian's podman here needs default_ulimits = [] (image-test.sh writes it).
+if os.path.exists("/var/cache/lock-arbiter/containers.conf"):
+    os.environ.setdefault("CONTAINERS_CONF", "/var/cache/lock-arbiter/containers.conf")
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 OWN_NS = "ops"  # the arbiter's own namespace: the service account's
 NS = "shop"  # where the application pods (the lock holders) live
