@@ -77,8 +77,13 @@ int k8s_watches_action(struct k8s_watches *ws, int fd, int events)
 		mask |= CURL_CSELECT_IN;
 	if (events & K8S_WATCH_OUT)
 		mask |= CURL_CSELECT_OUT;
-	if (fd < 0)
-		ws->deadline_us = -1; /* libcurl sets a new one if it still needs it */
+	/*
+	 * libcurl's timer is one-shot: once it has fired, libcurl sets a new
+	 * one if it still needs one. A call before it fires leaves it armed,
+	 * since libcurl does not repeat a deadline it has already given.
+	 */
+	if (fd < 0 && ws->deadline_us >= 0 && ws->deadline_us <= watch_mono_us())
+		ws->deadline_us = -1;
 	CURLMcode mc =
 	    curl_multi_socket_action(ws->multi, fd < 0 ? CURL_SOCKET_TIMEOUT : fd, mask, &running);
 	k8s_watches_collect(ws);

@@ -498,6 +498,40 @@ static void test_chunking_byte(void **state)
 	chunking(*state, "byte");
 }
 
+/* A caller that does not drain: the stream ends, and a resume loses nothing. */
+static void test_overflow(void **state)
+{
+	struct fixture *f = *state;
+	k8s_watches_free(f->ws);
+	struct k8s_watch_config wc;
+	k8s_watch_config_default(&wc);
+	wc.max_queued = 2;
+	char err[128], rv[K8S_RV_MAX];
+	f->ws = k8s_watches_new(f->k, &wc, err, sizeof(err));
+	assert_non_null(f->ws);
+	pod_at(f->k, "db-0", rv);
+	for (int i = 0; i < 3; i++)
+		restart("db-0");
+	assert_int_equal(k8s_watch_start(f->ws, 1, "db", "db-0", rv), 0);
+	int64_t until = mono_us() + 10000000;
+	while (k8s_watches_connected(f->ws) > 0 && mono_us() < until)
+		k8s_watches_poll(f->ws, 20000);
+	struct k8s_watch_event ev = expect(f->ws, 1, K8S_WATCH_POD);
+	k8s_watch_event_done(&ev);
+	ev = expect(f->ws, 1, K8S_WATCH_POD);
+	assert_int_equal(ev.pod.containers[0].restart_count, 2);
+	char second[K8S_RV_MAX];
+	memcpy(second, ev.resource_version, sizeof(second));
+	k8s_watch_event_done(&ev);
+	ev = expect(f->ws, 1, K8S_WATCH_ENDED);
+	assert_string_equal(ev.result.reason, "Overflow");
+	assert_string_equal(ev.resource_version, second);
+	assert_int_equal(k8s_watch_resume(f->ws, 1), 0);
+	ev = expect(f->ws, 1, K8S_WATCH_POD);
+	assert_int_equal(ev.pod.containers[0].restart_count, 3);
+	k8s_watch_event_done(&ev);
+}
+
 static int count_fds(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -578,6 +612,7 @@ int main(void)
 	    T(test_idle_limit),
 	    T(test_chunking_split),
 	    T(test_chunking_byte),
+	    T(test_overflow),
 	    T(test_nothing_left_after_stop),
 	    T(test_invalid_arguments),
 	};
