@@ -20,8 +20,11 @@ static void observe_k8s(void *ctx, const char *verb, long code, int64_t duration
 	size_t i;
 
 	histogram_observe(&st->k8s_duration[v], (double)duration_us / TIMEUTIL_S);
-	/* Reachable and answering: 401 and 403 are answers; 5xx, 429 and silence are not. */
-	st->kubernetes_up = code >= 200 && code < 500 && code != 429;
+	/*
+	 * Reachable and answering: 403 is an answer; 5xx, 429, silence and a
+	 * 401 (after the client retried with a fresh token) are not.
+	 */
+	st->kubernetes_up = code >= 200 && code < 500 && code != 429 && code != 401;
 	for (i = 0; i < st->n_k8s; i++)
 		if (st->k8s[i].verb == v && st->k8s[i].code == code)
 			break;

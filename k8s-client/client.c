@@ -782,14 +782,17 @@ static int exchange(struct k8s_client *k, const char *verb, const char *url, con
 
 /*
  * An outage answer: no response at all (timeout, refused, TLS, reset), a
- * 5xx or a 429. A bad body or a 4xx is an answer, not an outage.
+ * 5xx, a 429, or a 401 that a freshly read token did not cure (DESIGN.md
+ * section 9: "401: re-read token, retry once; then as above"). A bad body
+ * or another 4xx is an answer, not an outage: a 403 in one namespace must
+ * not stop the lookups in the others.
  */
 static bool is_outage(int r, long code, const struct k8s_result *res)
 {
 	if (r < 0)
 		return res->http_code == 0 && strcmp(res->reason, "Interrupted") != 0 &&
 		       strcmp(res->reason, "NoMemory") != 0;
-	return code >= 500 || code == 429;
+	return code >= 500 || code == 429 || code == 401;
 }
 
 /*

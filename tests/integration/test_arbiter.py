@@ -399,6 +399,30 @@ def test_api_outage_is_retried_with_backoff(pg, db, sim):
         assert "lock_arbiter_kubernetes_up 1" in metrics_of(a)
 
 
+def test_unauthorized_is_retried_once_then_backed_off(pg, db, sim):
+    """DESIGN.md section 9: a 401 re-reads the token and retries once; a 401
+    that persists is then treated as an outage (found by the soak: the
+    arbiter used to ask twice per poll for as long as the API said 401)."""
+    pg.create_lock_table(db)
+    pod(sim, "orders-15")
+    pg.lock(db, lockedby="%s:orders-15" % NS)
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        sim.add_fault("unauthorized", path="/pods/orders-15")
+        sim.clear_requests()
+        time.sleep(4)
+        sent = [r for r in sim.requests() if "/pods/orders-15" in r["path"]]
+        # Every poll (100 ms) twice would be 80; backoff (0.5, 1, 2 s...) asks a few,
+        # each time with one retry after re-reading the token.
+        assert 2 <= len(sent) <= 12, len(sent)
+        a.wait_for("verdict", reason="held_kubernetes_unknown")
+        assert locked(pg, db)
+        assert "lock_arbiter_kubernetes_up 0" in metrics_of(a)
+        sim.clear_faults()
+        sim.delete_pod(NS, "orders-15")
+        released(pg, db, a, "O1_pod_deleted", timeout=20)
+
+
 def test_token_rotation_is_followed(pg, db, sim):
     pg.create_lock_table(db)
     pod(sim, "orders-10")
