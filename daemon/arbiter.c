@@ -16,7 +16,10 @@
 static void observe_k8s(void *ctx, const char *verb, long code, int64_t duration_us)
 {
 	struct arbiter_stats *st = ctx;
-	int v = strcmp(verb, "get") == 0 ? 0 : strcmp(verb, "list") == 0 ? 1 : 2;
+	int v = 0;
+
+	while (v < STATUS_K8S_VERBS - 1 && strcmp(status_k8s_verbs[v], verb) != 0)
+		v++;
 	size_t i;
 
 	histogram_observe(&st->k8s_duration[v], (double)duration_us / TIMEUTIL_S);
@@ -116,13 +119,21 @@ struct arbiter *arbiter_new(const struct cfg *cfg, const volatile sig_atomic_t *
 		histogram_init(&d->poll, histogram_latency_buckets, histogram_latency_n);
 		a->n_dbs++;
 	}
-	for (int v = 0; v < 3; v++)
+	for (int v = 0; v < STATUS_K8S_VERBS; v++)
 		histogram_init(&a->stats.k8s_duration[v], histogram_latency_buckets,
 			       histogram_latency_n);
 	histogram_init(&a->stats.release_delay, histogram_delay_buckets, histogram_delay_n);
 	if (make_k8s(a, err) < 0) {
 		arbiter_free(a);
 		return NULL;
+	}
+	if (cfg->mode == CFG_MODE_RUN) {
+		char msg[256];
+		if (watches_init(&a->watches, a->k8s, msg, sizeof(msg)) < 0) {
+			fprintf(err, "lock-arbiter: pod watches: %s\n", msg);
+			arbiter_free(a);
+			return NULL;
+		}
 	}
 	a->identity_ok = !a->identity_required;
 	if (!a->identity_required)
@@ -151,6 +162,7 @@ void arbiter_free(struct arbiter *a)
 		db_free(a->dbs[i].db);
 	}
 	free(a->dbs);
+	watches_done(&a->watches);
 	k8s_client_free(a->k8s);
 	free(a);
 }
@@ -597,7 +609,23 @@ static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t tak
 	struct verdict v;
 	enum verdict_action act;
 
-	resolve_holder(a->k8s, &c->holder_namespaces, e, taken_db_us, &r);
+	const struct holder_watch *w = watches_usable(&a->watches, e->serial);
+
+	if (w != NULL) {
+		/* The watch keeps this snapshot current: no GET needed. */
+		memset(&r, 0, sizeof(r));
+		r.l.taken_us = taken_db_us;
+		r.l.res = &r.res;
+		r.l.ns = w->ns;
+		r.l.name = w->name;
+		r.l.outcome = w->gone ? K8S_GONE : K8S_POD;
+		r.l.pod = w->gone ? NULL : &w->pod;
+		r.res.outcome = r.l.outcome;
+		r.res.http_code = w->gone ? 404 : 200;
+		snprintf(r.res.reason, sizeof(r.res.reason), "%s", w->gone ? "NotFound" : "");
+	} else {
+		resolve_holder(a->k8s, &c->holder_namespaces, e, taken_db_us, &r);
+	}
 	verdict_decide(e, l, &vs, mono, &v);
 	verdict_learn(e, l);
 	session_guard(a, d, e, taken_db_us,
@@ -626,6 +654,14 @@ static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t tak
 	snprintf(j->text, sizeof(j->text), "%s", v.text);
 	if (act == VERDICT_RELEASE)
 		release(a, d, i, l, &v);
+	/*
+	 * A GET that showed the holder pod: watch it from that snapshot (it
+	 * moves into the watch), so the next change is judged at once.
+	 */
+	if (w == NULL && l->pod == &r.pod && e->holder_pod[0] != '\0' &&
+	    strcmp(r.pod.ns, e->holder_ns) == 0 && strcmp(r.pod.name, e->holder_pod) == 0 &&
+	    watches_follow(&a->watches, e->serial, e->holder_ns, e->holder_pod, &r.pod) != NULL)
+		r.l.pod = NULL;
 	resolve_done(&r);
 }
 
@@ -737,6 +773,7 @@ static int poll_db(struct arbiter *a, struct arbiter_db *d)
 	histogram_observe(&d->poll, (double)(timeutil_mono_us() - poll_start) / TIMEUTIL_S);
 	set_up(d, true, "");
 	d->last_poll_db_us = p.now_us;
+	d->last_poll_mono_us = timeutil_mono_us();
 	if (db_is_leader(d->db) && !d->leader) {
 		d->leader = true;
 		log_info("leadership acquired", "database", d->label, NULL);
@@ -759,6 +796,12 @@ int arbiter_cycle(struct arbiter *a)
 	for (size_t i = 0; i < a->n_dbs && !*a->stop; i++)
 		if (poll_db(a, &a->dbs[i]) < 0)
 			failed++;
+	/* A watch lives exactly as long as its episode: the others stop now. */
+	for (size_t i = 0; i < a->n_dbs; i++)
+		for (size_t j = 0; j < a->dbs[i].n_tables; j++)
+			if (a->dbs[i].state[j].current != NULL)
+				watches_mark(&a->watches, a->dbs[i].state[j].current->serial);
+	watches_sweep(&a->watches);
 	return failed;
 }
 
@@ -776,6 +819,32 @@ static void sleep_until(const struct arbiter *a, int64_t deadline)
 		ts.tv_sec = (time_t)(left / TIMEUTIL_S);
 		ts.tv_nsec = (long)(left % TIMEUTIL_S) * 1000;
 		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * A watch event changed a holder's snapshot: judge that lock now, at the
+ * database time estimated from its last poll (the clock skew covers the
+ * estimate), instead of at the next poll.
+ */
+static void on_watch_change(void *ctx, struct holder_watch *w)
+{
+	struct arbiter *a = ctx;
+
+	for (size_t k = 0; k < a->n_dbs; k++) {
+		struct arbiter_db *d = &a->dbs[k];
+
+		if (!d->up || !db_is_connected(d->db))
+			continue;
+		for (size_t i = 0; i < d->n_tables; i++) {
+			const struct episode *e = d->state[i].current;
+			if (e == NULL || e->serial != w->serial)
+				continue;
+			int64_t mono = timeutil_mono_us();
+			judge(a, d, i, d->last_poll_db_us + (mono - d->last_poll_mono_us), mono);
+			a->watch_judged = true;
+			return;
+		}
 	}
 }
 
@@ -803,7 +872,10 @@ int arbiter_run(struct arbiter *a)
 		/* After a slow cycle, start again now instead of catching up. */
 		if (next < timeutil_mono_us())
 			next = timeutil_mono_us();
-		sleep_until(a, next);
+		a->watch_judged = false;
+		watches_wait(&a->watches, next, a->stop, on_watch_change, a);
+		if (a->watch_judged && a->status != NULL && status_publish(a->status, a) < 0)
+			log_error("out of memory publishing the status", NULL);
 	}
 	log_info("stopping", NULL);
 	return 0;

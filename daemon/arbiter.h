@@ -12,6 +12,7 @@
 #include "episode.h"
 #include "histogram.h"
 #include "status.h"
+#include "watch.h"
 
 #include <db.h>
 #include <k8s.h>
@@ -36,6 +37,7 @@ struct arbiter_db {
 	bool ever_logged;
 	char last_error[256];
 	int64_t last_poll_db_us; /* database now() of the last good poll */
+	int64_t last_poll_mono_us; /* and the arbiter's clock then */
 	bool leader;
 	uint64_t release_conflicts, release_errors, zone_mismatches;
 	struct histogram poll; /* poll_duration_seconds */
@@ -61,7 +63,7 @@ struct arbiter_stats {
 		uint64_t count;
 	} k8s[ARBITER_K8S_CODES];
 	size_t n_k8s;
-	struct histogram k8s_duration[3];
+	struct histogram k8s_duration[STATUS_K8S_VERBS];
 	struct histogram release_delay; /* orphan_release_delay_seconds */
 };
 
@@ -72,6 +74,7 @@ struct arbiter {
 	const volatile sig_atomic_t *stop;
 
 	struct k8s_client *k8s; /* NULL when no API is configured (check only) */
+	struct holder_watches watches; /* run mode: the holder pods' watches */
 	/* Cluster identity: in cluster with POD_NAME and POD_NAMESPACE set. */
 	bool identity_required;
 	bool identity_ok;
@@ -81,6 +84,7 @@ struct arbiter {
 
 	/* Some episode waits for --min-lock-age (once and check wait for it). */
 	bool any_too_young;
+	bool watch_judged; /* a watch event was judged since the last publish */
 	struct arbiter_stats stats;
 	struct status *status; /* published after every cycle when set */
 };

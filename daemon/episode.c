@@ -70,6 +70,9 @@ static struct episode *episode_new(const struct episode_table *t, const struct e
 		episode_free(e);
 		return NULL;
 	}
+	static uint64_t serials;
+
+	e->serial = ++serials;
 	e->granted_zone_valid = o->granted_zone_valid;
 	e->granted_zone_us = o->granted_zone_us;
 	e->first_seen_us = db_now_us;

@@ -28,6 +28,7 @@ struct episode_obs {
 };
 
 struct episode {
+	uint64_t serial;   /* unique in the process: names the episode to its watch */
 	char *lockedby;    /* NULL when SQL NULL */
 	char *lockgranted; /* as the database returned it, or NULL */
 	bool granted_zone_valid;

@@ -221,6 +221,18 @@ static void render_kubernetes(const struct status *st, FILE *out)
 	for (int v = 0; v < STATUS_K8S_VERBS; v++)
 		histogram(out, P "kubernetes_request_duration_seconds", &st->k8s_duration[v],
 			  "verb", status_k8s_verbs[v]);
+	single(out, P "kubernetes_watches", "gauge", "Watches of holder pods open now.",
+	       (double)st->watches_open);
+	family(out, P "kubernetes_watch_events_total", "counter",
+	       "Watch events of holder pods by type (pod: added or modified; error: 410 and unreadable).");
+	{
+		static const char *const types[4] = {"pod", "deleted", "bookmark", "error"};
+		for (int i = 0; i < 4; i++) {
+			series(out, P "kubernetes_watch_events_total",
+			       (const char *[]){"type", types[i], NULL});
+			count(out, st->watch_events[i]);
+		}
+	}
 	family(out, P "events_total", "counter",
 	       "Kubernetes Events for releases, by result (posted, failed).");
 	series(out, P "events_total", (const char *[]){"result", "posted", NULL});

@@ -134,7 +134,8 @@ out:
 
 void resolve_done(struct resolve *r)
 {
-	if (r->l.pod != NULL)
+	/* Only the pod this resolution owns: a watch's snapshot stays the watch's. */
+	if (r->l.pod == &r->pod)
 		k8s_pod_done(&r->pod);
 	r->l.pod = NULL;
 }

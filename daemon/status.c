@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const status_k8s_verbs[STATUS_K8S_VERBS] = {"get", "list", "create"};
+const char *const status_k8s_verbs[STATUS_K8S_VERBS] = {"get", "list", "create", "watch"};
 
 int status_init(struct status *st, int64_t poll_interval_us)
 {
@@ -248,6 +248,14 @@ int status_publish(struct status *st, const struct arbiter *a)
 		st->events_failed = a->stats.events_failed;
 		memcpy(st->k8s_duration, a->stats.k8s_duration, sizeof(st->k8s_duration));
 		st->release_delay = a->stats.release_delay;
+		st->watches_open = watches_open(&a->watches);
+		{
+			const uint64_t *by = a->watches.events_by_type;
+			st->watch_events[0] = by[K8S_WATCH_POD];
+			st->watch_events[1] = by[K8S_WATCH_DELETED];
+			st->watch_events[2] = by[K8S_WATCH_BOOKMARK];
+			st->watch_events[3] = by[K8S_WATCH_EXPIRED] + by[K8S_WATCH_ERROR];
+		}
 		pthread_mutex_unlock(&st->mu);
 		hold_put(old); /* freed now, or by the last renderer still reading it */
 	}

@@ -64,7 +64,7 @@ struct status_k8s_count {
 	uint64_t count;
 };
 
-#define STATUS_K8S_VERBS 3 /* get, list, create */
+#define STATUS_K8S_VERBS 4 /* get, list, create, watch */
 
 struct status {
 	pthread_mutex_t mu;
@@ -96,7 +96,9 @@ struct status {
 	 * up status_publish, and so the main loop.
 	 */
 	struct status_hold *hold;
-	struct histogram k8s_duration[STATUS_K8S_VERBS]; /* get, list, create */
+	struct histogram k8s_duration[STATUS_K8S_VERBS]; /* get, list, create, watch */
+	uint64_t watches_open;       /* kubernetes_watches */
+	uint64_t watch_events[4];    /* kubernetes_watch_events_total: pod, deleted, bookmark, error */
 	struct histogram release_delay;
 };
 

@@ -50,6 +50,13 @@ def locked(pg, db):
     return row is not None and row[0] is True
 
 
+def no_watches(sim):
+    """Refuses watches and cuts the open ones: from now on the poll's GET per
+    held lock decides, as it does whenever watching fails."""
+    sim.add_fault("forbidden", watch=True)
+    sim.close_watches("rst")
+
+
 def assert_kept(pg, db, a, seconds=1.5):
     """The lock stays for several polls and the arbiter releases nothing."""
     time.sleep(seconds)
@@ -115,6 +122,9 @@ def test_o2_statefulset_pod_recreated_under_the_same_name(pg, db, sim):
     pg.create_lock_table(db)
     pod(sim, "web-0", ip="10.244.2.9")
     pg.lock(db, lockedby="web-0.web.shop.svc.cluster.local (10.244.2.9)")
+    # Without a watch (refused), the next GET finds the new pod: O2. With one,
+    # its DELETED event comes first and O1 releases (test_watch.py).
+    sim.add_fault("forbidden", watch=True)
     with arbiter(pg, db, sim) as a:
         a.wait_for("verdict", verdict="held")
         sim.recreate_pod(NS, "web-0")
@@ -363,6 +373,9 @@ def test_api_fault_keeps_the_lock_of_a_dead_holder(pg, db, sim, fault, spec):
     with arbiter(pg, db, sim) as a:
         a.wait_for("verdict", verdict="held")
         time.sleep(1.1)  # past --min-lock-age, so O3 could apply at once
+        # The fault spoils the GETs; watches are refused, so the poll's GET
+        # decides (watch faults: test_watch.py and the watch library's tests).
+        no_watches(sim)
         sim.add_fault(fault, path="/pods/orders-9", **spec)
         if body_fault:
             sim.set_phase(NS, "orders-9", "Failed")
@@ -384,6 +397,7 @@ def test_api_outage_is_retried_with_backoff(pg, db, sim):
     pg.lock(db, lockedby="%s:orders-14" % NS)
     with arbiter(pg, db, sim) as a:
         a.wait_for("verdict", verdict="held")
+        no_watches(sim)
         sim.add_fault("status", code=503, path="/pods/orders-14")
         sim.clear_requests()
         time.sleep(4)
@@ -408,6 +422,7 @@ def test_unauthorized_is_retried_once_then_backed_off(pg, db, sim):
     pg.lock(db, lockedby="%s:orders-15" % NS)
     with arbiter(pg, db, sim) as a:
         a.wait_for("verdict", verdict="held")
+        no_watches(sim)
         sim.add_fault("unauthorized", path="/pods/orders-15")
         sim.clear_requests()
         time.sleep(4)
@@ -431,10 +446,14 @@ def test_token_rotation_is_followed(pg, db, sim):
         a.wait_for("verdict", verdict="held")
         sim.rotate_token("sim-token-rotated-%d" % time.time_ns())
         sim.clear_requests()
+        # The open watch was authorised with the old token: its resume is not.
+        sim.close_watches("end")
+        sim.wait_requests(lambda r: r["status"] == 401, timeout=10)
         sim.delete_pod(NS, "orders-10")
         released(pg, db, a, "O1_pod_deleted")
         log = sim.requests()
         assert any(r["status"] == 401 for r in log), log
+        assert any(r["status"] == 200 and r["auth_detail"] == "current" for r in log), log
     text = a.log_text()
     assert sim.token not in text and "sim-token" not in text
 

@@ -220,6 +220,9 @@ def test_healthz_fails_when_the_loop_stalls(pg, db, sim):
         sim.create_pod("slow-%d" % i, NS, containers=["app"])
         pg.lock(db, schema, lockedby="%s:slow-%d" % (NS, i))
     sim.clear_faults()
+    # Watches refused: the poll's GET per held lock decides, as it does
+    # whenever watching fails, so a slow API slows every cycle.
+    sim.add_fault("forbidden", watch=True)
     a = start(pg, db, sim=sim)
     try:
         a.wait_for("verdict", verdict="held")

@@ -41,6 +41,7 @@ import kube_tools  # noqa: E402
 MANIFESTS = ROOT / "manifests"
 CONTAINERFILE = ROOT / "Containerfile"
 CLIENT_C = ROOT / "k8s-client" / "client.c"
+WATCH_C = ROOT / "k8s-client" / "watch.c"
 BIN = os.environ.get("LOCK_ARBITER_BIN") or str(ROOT / "build" / "daemon" / "lock-arbiter")
 
 OVERLAYS = ["deployment", "sidecar", "sidecar-native", "once"]
@@ -534,6 +535,12 @@ def client_calls():
                        for p in parts if p.strip())
         calls.append(("GET" if m.group(2) == "NULL" else "POST", path, m.group(1)))
     assert len(calls) == src.count("request(k, "), "a request this test could not read"
+    # The pod watches (watch.c) build their URL with one format string.
+    watch_src = WATCH_C.read_text()
+    urls = re.findall(r'"%s(/api/v1/[^"]*)"', watch_src)
+    assert len(urls) == 1, urls
+    path = re.sub(r"%s", "{ns}", urls[0], count=1)
+    calls.append(("GET", path, "watch"))
     return calls
 
 
@@ -557,7 +564,8 @@ def rbac_verb(method, path):
 def test_client_calls_are_what_the_test_expects():
     calls = client_calls()
     rules = {rbac_verb(method, path) for method, path, _ in calls}
-    assert rules == {("", "pods", "get"), ("", "pods", "list"), ("", "events", "create")}, calls
+    assert rules == {("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"),
+                     ("", "events", "create")}, calls
     # The metrics label the client gives each call says the same.
     for method, path, verb in calls:
         assert rbac_verb(method, path)[2] == verb, (method, path, verb)

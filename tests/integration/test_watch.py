@@ -1,0 +1,186 @@
+"""Watches of holder pods (DESIGN.md section 7, "Event-driven"): the real
+binary, a real PostgreSQL and the simulated API. The poll interval here is
+long (5 s), so a release well within it can only have come from a watch
+event; the --min-lock-age of 1 s has passed before each death."""
+import time
+import urllib.request
+
+import pytest
+
+from arbiter_proc import Arbiter
+from conftest import SIM_NS as NS
+
+POLL = 5.0
+
+
+@pytest.fixture(autouse=True)
+def clean_sim(sim):
+    sim.clear_faults()
+    for p in sim.pods():
+        sim.delete_pod(p["metadata"]["namespace"], p["metadata"]["name"])
+    sim.clear_requests()
+    yield
+    sim.clear_faults()
+
+
+def arbiter(pg, db, sim, *extra):
+    return Arbiter(["run", "--database", pg.dsn(db), "--poll-interval", "%gs" % POLL,
+                    "--clock-skew", "1s", "--min-lock-age", "1s",
+                    "--kube-api", sim.url, "--kube-token-file", sim.token_file,
+                    "--kube-ca-file", sim.ca, "--holder-namespace", NS,
+                    "--listen", "127.0.0.1:0"] + list(extra))
+
+
+def locked(pg, db):
+    row = pg.read_lock(db)
+    return row is not None and row[0] is True
+
+
+def pod_requests(sim, name, watch):
+    return [r for r in sim.requests() if name in r["path"] and bool(r["watch"]) == watch]
+
+
+def hold(pg, db, sim, name, **desc):
+    pg.create_lock_table(db)
+    sim.create_pod(name, NS, containers=desc.pop("containers", ["app"]), **desc)
+    pg.lock(db, lockedby="%s:%s" % (NS, name))
+
+
+def watched(a, sim):
+    a.wait_for("verdict", verdict="held")
+    assert sim.wait_watches(1, timeout=5)
+    # Past --min-lock-age: the container rules apply from the next snapshot on.
+    time.sleep(1.2)
+
+
+def released_within(a, pg, db, rule, seconds, start=0):
+    rec = a.wait_for("lock released", timeout=seconds, start=start)
+    assert rec["rule"] == rule, rec
+    assert not locked(pg, db)
+    return rec
+
+
+def test_no_lock_no_watch_no_request(pg, db, sim):
+    pg.create_lock_table(db)
+    with arbiter(pg, db, sim) as a:
+        a.wait_for("lock table found")
+        time.sleep(1.5)
+        assert sim.watches() == 0
+        assert [r for r in sim.requests() if "/pods" in r["path"]] == []
+
+
+def test_live_holder_is_watched_not_polled(pg, db, sim):
+    hold(pg, db, sim, "orders-31")
+    with arbiter(pg, db, sim, "--poll-interval", "200ms") as a:
+        watched(a, sim)
+        sim.clear_requests()
+        time.sleep(2.0)  # ten polls
+        assert pod_requests(sim, "orders-31", watch=False) == []
+        assert sim.watches() == 1
+        assert locked(pg, db)
+        port = a.wait_for("http listening")["port"]
+        with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port) as r:
+            assert "lock_arbiter_kubernetes_watches 1" in r.read().decode()
+
+
+def test_deleted_pod_is_released_by_the_event(pg, db, sim):
+    hold(pg, db, sim, "orders-32")
+    with arbiter(pg, db, sim) as a:
+        watched(a, sim)
+        mark = a.mark()
+        t0 = time.monotonic()
+        sim.delete_pod(NS, "orders-32")
+        released_within(a, pg, db, "O1_pod_deleted", 2, start=mark)
+        assert time.monotonic() - t0 < POLL / 2
+        # The lock is gone: so is its watch, at the next poll.
+        deadline = time.monotonic() + POLL + 3
+        while sim.watches() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sim.watches() == 0
+
+
+def test_container_restart_is_judged_on_the_event(pg, db, sim):
+    hold(pg, db, sim, "orders-33", holderContainer="app")
+    with arbiter(pg, db, sim) as a:
+        watched(a, sim)
+        time.sleep(1.0)  # the restart's whole-second start lies after the grant + skew
+        mark = a.mark()
+        t0 = time.monotonic()
+        sim.restart(NS, "orders-33", container="app")
+        released_within(a, pg, db, "O4_container_restarted", 3, start=mark)
+        assert time.monotonic() - t0 < POLL / 2
+
+
+def test_sidecar_restart_event_keeps_the_lock(pg, db, sim):
+    hold(pg, db, sim, "orders-34", holderContainer="app", containers=["app", "istio-proxy"])
+    with arbiter(pg, db, sim) as a:
+        watched(a, sim)
+        sim.restart(NS, "orders-34", container="istio-proxy")
+        time.sleep(1.5)
+        assert locked(pg, db) and a.count("lock released") == 0
+
+
+def test_expired_watch_is_relisted_and_still_decides(pg, db, sim):
+    hold(pg, db, sim, "orders-35")
+    with arbiter(pg, db, sim) as a:
+        watched(a, sim)
+        sim.clear_requests()
+        sim.expire_watches()
+        # 410: the next poll GETs the pod and watches again from its version.
+        sim.wait_requests(lambda r: "orders-35" in r["path"] and not r["watch"],
+                          timeout=POLL + 3)
+        sim.wait_requests(lambda r: "orders-35" in r["path"] and r["watch"], timeout=5)
+        assert sim.wait_watches(1, timeout=5)
+        mark = a.mark()
+        t0 = time.monotonic()
+        sim.delete_pod(NS, "orders-35")
+        released_within(a, pg, db, "O1_pod_deleted", 2, start=mark)
+        assert time.monotonic() - t0 < POLL / 2
+
+
+@pytest.mark.parametrize("mode", ["end", "rst"])
+def test_ended_watch_is_resumed(pg, db, sim, mode):
+    hold(pg, db, sim, "orders-36")
+    with arbiter(pg, db, sim) as a:
+        watched(a, sim)
+        sim.clear_requests()
+        sim.close_watches(mode)
+        assert sim.wait_watches(1, timeout=15)
+        resumed = pod_requests(sim, "orders-36", watch=True)
+        assert resumed and "resourceVersion=" in resumed[-1]["path"]
+        mark = a.mark()
+        sim.delete_pod(NS, "orders-36")
+        released_within(a, pg, db, "O1_pod_deleted", 2, start=mark)
+
+
+def test_bookmarks_change_nothing(pg, db, sim):
+    hold(pg, db, sim, "orders-37")
+    with arbiter(pg, db, sim, "--poll-interval", "300ms") as a:
+        watched(a, sim)
+        sim.clear_requests()
+        for _ in range(3):
+            sim.bookmark_watches()
+            time.sleep(0.3)
+        assert locked(pg, db) and a.count("lock released") == 0
+        assert pod_requests(sim, "orders-37", watch=False) == []
+
+
+def test_refused_watch_falls_back_to_the_polls_get(pg, db, sim):
+    sim.add_fault("forbidden", watch=True)
+    hold(pg, db, sim, "orders-38")
+    with arbiter(pg, db, sim, "--poll-interval", "300ms") as a:
+        a.wait_for("verdict", verdict="held")
+        sim.delete_pod(NS, "orders-38")
+        released_within(a, pg, db, "O1_pod_deleted", 3)
+
+
+def test_holder_releasing_its_lock_ends_the_watch(pg, db, sim):
+    hold(pg, db, sim, "orders-39")
+    with arbiter(pg, db, sim, "--poll-interval", "300ms") as a:
+        watched(a, sim)
+        pg.unlock(db)
+        a.wait_for("lock freed")
+        deadline = time.monotonic() + 3
+        while sim.watches() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sim.watches() == 0
