@@ -50,8 +50,8 @@ ninja -C "$build" "${targets[@]/#/tests/fuzz/fuzz_}" >"$build/fuzz-build.log" 2>
 extra_seeds() {
 	local dir
 	case $1 in
-	pod | status) dir=../shared/fixtures/kubernetes ;;
-	lockedby | metrics) dir=../shared/fixtures/liquibase ;;
+	pod | status) dir=tests/fixtures/kubernetes ;;
+	lockedby | metrics) dir=tests/fixtures/liquibase ;;
 	*) return ;;
 	esac
 	[[ -d $dir ]] && echo "$dir"

@@ -1,6 +1,6 @@
 """Tests of the simulated Kubernetes API server itself.
 
-The exact error bodies come from ../shared/fixtures/README.md; the pods are
+The exact error bodies come from tests/fixtures/README.md; the pods are
 checked the way real clients read them: the kubectl binary (1.31, from
 scripts/install_kube_tools.sh) and Debian's python3-kubernetes.
 """
