@@ -51,9 +51,10 @@ def locked(pg, db):
 
 
 def no_watches(sim):
-    """Refuses watches and cuts the open ones: from now on the poll's GET per
-    held lock decides, as it does whenever watching fails."""
-    sim.add_fault("forbidden", watch=True)
+    """Refuses watches (503, so that a watch's answer never says the API is
+    up while the test's GETs say it is down) and cuts the open ones: from now
+    on the poll's GET per held lock decides, as whenever watching fails."""
+    sim.add_fault("status", code=503, watch=True)
     sim.close_watches("rst")
 
 
