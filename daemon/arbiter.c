@@ -402,6 +402,12 @@ static void release(struct arbiter *a, struct arbiter_db *d, size_t i,
 			 t->table, "lockedby", by, "rule", verdict_rule_code(v->rule), "evidence",
 			 v->text, NULL);
 		post_event(a, d, t, e, l, v);
+		/*
+		 * Done with this lock: its holder's later events (a replacement
+		 * pod under the same name) must not judge it again before the
+		 * next poll sees the row free. Last: l may point into the watch.
+		 */
+		watches_forget(&a->watches, e->serial);
 	} else if (rc == 0) {
 		/* The lock moved on between our read and the UPDATE: not an error. */
 		d->release_conflicts++;

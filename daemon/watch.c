@@ -112,6 +112,16 @@ const struct holder_watch *watches_usable(struct holder_watches *hw, uint64_t se
 	return w != NULL && w->streaming && (w->have_pod || w->gone) ? w : NULL;
 }
 
+void watches_forget(struct holder_watches *hw, uint64_t serial)
+{
+	for (size_t i = 0; i < hw->n; i++) {
+		if (hw->w[i].serial == serial) {
+			drop(hw, i);
+			return;
+		}
+	}
+}
+
 void watches_mark(struct holder_watches *hw, uint64_t serial)
 {
 	struct holder_watch *w = watches_find(hw, serial);

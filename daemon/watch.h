@@ -64,6 +64,9 @@ struct holder_watch *watches_follow(struct holder_watches *hw, uint64_t serial,
 /* A snapshot the poll may judge from without a GET, or NULL. */
 const struct holder_watch *watches_usable(struct holder_watches *hw, uint64_t serial);
 
+/* Stops the watch of an episode now (its lock was released). */
+void watches_forget(struct holder_watches *hw, uint64_t serial);
+
 /* Stops the watches whose episode is not marked by watches_mark since the last sweep. */
 void watches_mark(struct holder_watches *hw, uint64_t serial);
 void watches_sweep(struct holder_watches *hw);
