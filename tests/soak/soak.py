@@ -70,7 +70,9 @@ MIB = 1024 * 1024
 # The release rules each way of killing a holder can lead to (DESIGN.md 6).
 EXPECTED_RULES = {
     "delete": {"O1_pod_deleted"},
-    "recreate": {"O2_pod_replaced"},
+    # A watch sees the DELETED event of a recreation before the new pod: O1;
+    # the poll's GET (no watch, or its stream down) sees the new uid: O2.
+    "recreate": {"O1_pod_deleted", "O2_pod_replaced"},
     "failed": {"O3_pod_finished"},
     "restart": {"O4_container_restarted", "O4_no_live_container"},
     "crashloop": {"O4_container_not_running"},
