@@ -643,7 +643,9 @@ static void on_watch_change(void *ctx, struct holder_watch *w)
 				continue;
 			int64_t mono = timeutil_mono_us();
 			judge(a, d, i, d->last_poll_db_us + (mono - d->last_poll_mono_us), mono);
-			a->watch_judged = true;
+			/* /metrics, /locks and the page show the event's verdict now. */
+			if (a->status != NULL && status_publish(a->status, a) < 0)
+				log_error("out of memory publishing the status", NULL);
 			return;
 		}
 	}
@@ -673,10 +675,7 @@ int arbiter_run(struct arbiter *a)
 		/* After a slow cycle, start again now instead of catching up. */
 		if (next < timeutil_mono_us())
 			next = timeutil_mono_us();
-		a->watch_judged = false;
 		watches_wait(&a->watches, next, a->stop, on_watch_change, a);
-		if (a->watch_judged && a->status != NULL && status_publish(a->status, a) < 0)
-			log_error("out of memory publishing the status", NULL);
 	}
 	log_info("stopping", NULL);
 	return 0;

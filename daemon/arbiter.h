@@ -84,7 +84,6 @@ struct arbiter {
 
 	/* Some episode waits for --min-lock-age (once and check wait for it). */
 	bool any_too_young;
-	bool watch_judged; /* a watch event was judged since the last publish */
 	struct arbiter_stats stats;
 	struct status *status; /* published after every cycle when set */
 };
