@@ -333,7 +333,9 @@ VARIABLES = {"$__rate_interval": "1m", "$__range": "5m", "$__interval": "15s",
 # Metrics the daemon does not export yet (DESIGN.md section 7, watches): their
 # panels say so, and test_dashboard.py requires data from them only once the
 # daemon exports them.
-FUTURE = {"lock_arbiter_kubernetes_watches", "lock_arbiter_kubernetes_watch_events_total"}
+# Metrics a panel may show before the daemon exports them (none now: the
+# watch panels are held to returning data like every other).
+FUTURE = set()
 
 
 def dashboard():
@@ -405,7 +407,9 @@ def test_dashboard_covers_the_metrics():
             "lock_arbiter_leader", "lock_arbiter_poll_duration_seconds_bucket",
             "lock_arbiter_kubernetes_up", "lock_arbiter_kubernetes_requests_total",
             "lock_arbiter_kubernetes_request_duration_seconds_bucket",
-            "lock_arbiter_release_conflicts_total", "lock_arbiter_events_total"} | FUTURE <= used, used
+            "lock_arbiter_release_conflicts_total", "lock_arbiter_events_total",
+            "lock_arbiter_kubernetes_watches",
+            "lock_arbiter_kubernetes_watch_events_total"} <= used, used
     sources = "".join(p.read_text() for p in (tm.ROOT / "daemon").glob("*.c"))
     for m in used - FUTURE:
         base = re.sub(r"_(bucket|sum|count)$", "", m)
