@@ -174,8 +174,11 @@ static bool apply(struct holder_watches *hw, struct k8s_watch_event *ev)
 	default: /* ENDED, FAILED: resume from the last version after the backoff */
 		w->streaming = false;
 		w->resume_at_mono_us = timeutil_mono_us() + ev->retry_in_us;
-		if (ev->type == K8S_WATCH_FAILED) {
-			/* Refused: until it streams again the poll's GET decides. */
+		if (ev->type == K8S_WATCH_FAILED || strcmp(ev->result.reason, "Stalled") == 0) {
+			/*
+			 * Refused, or a stream that trickled: the snapshot may be
+			 * stale, so the poll's GET decides until events flow again.
+			 */
 			if (w->have_pod)
 				k8s_pod_done(&w->pod);
 			w->have_pod = false;

@@ -35,6 +35,7 @@ struct watch {
 	size_t queued;       /* this watch's events in the queue */
 	int64_t backoff_us;
 	int64_t started_us;
+	int64_t partial_since_us; /* an event line began then and is not complete; 0: none */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -68,5 +69,16 @@ int k8s_watches_on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void
 int k8s_watches_on_timer(CURLM *multi, long timeout_ms, void *arg);
 /* Turns the transfers libcurl has finished into terminal events (watch.c). */
 void k8s_watches_collect(struct k8s_watches *ws);
+
+/*
+ * An event line that stays incomplete this long ends its stream (ENDED
+ * "Stalled"): a stream that trickles (a proxy dripping bytes, a server
+ * wedged inside an event) would otherwise keep the caller trusting a stale
+ * snapshot until the transfer's own timeout, half an hour away. A real API
+ * server writes each event whole.
+ */
+#define K8S_WATCH_STALL_US (10 * INT64_C(1000000))
+/* The earliest stall deadline of any connected watch; -1: none (watch.c). */
+int64_t k8s_watches_stall_deadline(const struct k8s_watches *ws);
 
 #endif

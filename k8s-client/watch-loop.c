@@ -64,9 +64,12 @@ size_t k8s_watches_fds(const struct k8s_watches *ws, int *fds, int *events, size
 
 int64_t k8s_watches_timeout_us(const struct k8s_watches *ws)
 {
-	if (ws->deadline_us < 0)
+	int64_t at = ws->deadline_us, stall = k8s_watches_stall_deadline(ws);
+	if (stall >= 0 && (at < 0 || stall < at))
+		at = stall;
+	if (at < 0)
 		return -1;
-	int64_t left = ws->deadline_us - watch_mono_us();
+	int64_t left = at - watch_mono_us();
 	return left > 0 ? left : 0;
 }
 

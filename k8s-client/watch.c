@@ -195,6 +195,10 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
 		if (!take_event(w, &ev))
 			return 0;
 	}
+	if (w->dec.len == 0 && !w->dec.skipping)
+		w->partial_since_us = 0;
+	else if (w->partial_since_us == 0)
+		w->partial_since_us = watch_mono_us();
 	return len;
 }
 
@@ -264,6 +268,7 @@ static int connect_watch(struct watch *w, bool force_token)
 	disconnect(w);
 	w->ended = w->delivered = false;
 	w->code = 0;
+	w->partial_since_us = 0;
 	k8s_watch_decoder_init(&w->dec, kc->max_body);
 	/* client-go's reflector: a timeout in [min, 2 * min), so reconnects spread. */
 	int64_t t_us = ws->cfg.timeout_us + (int64_t)(next_rand(ws) % 1000000) *
@@ -399,6 +404,30 @@ void k8s_watches_collect(struct k8s_watches *ws)
 			terminate(w, K8S_WATCH_FAILED, &res, false);
 		}
 	}
+	/* Streams whose current event line has stalled end now (see K8S_WATCH_STALL_US). */
+	int64_t now = watch_mono_us();
+	for (struct watch *w = ws->list; w != NULL; w = w->next) {
+		if (w->h == NULL || w->ended || w->partial_since_us == 0 ||
+		    now - w->partial_since_us < K8S_WATCH_STALL_US)
+			continue;
+		struct k8s_result res;
+		result(&res, 200, "Stalled", "an event line stayed incomplete for 10 s");
+		terminate(w, K8S_WATCH_ENDED, &res, false);
+		disconnect(w);
+	}
+}
+
+int64_t k8s_watches_stall_deadline(const struct k8s_watches *ws)
+{
+	int64_t first = -1;
+	for (const struct watch *w = ws->list; w != NULL; w = w->next) {
+		if (w->h == NULL || w->ended || w->partial_since_us == 0)
+			continue;
+		int64_t at = w->partial_since_us + K8S_WATCH_STALL_US;
+		if (first < 0 || at < first)
+			first = at;
+	}
+	return first;
 }
 
 /* ---- the set ---- */

@@ -153,6 +153,23 @@ def test_ended_watch_is_resumed(pg, db, sim, mode):
         released_within(a, pg, db, "O1_pod_deleted", 2, start=mark)
 
 
+def test_trickling_stream_is_ended_and_the_get_decides(pg, db, sim):
+    """A proxy that drips the watch stream a byte at a time: an event line
+    incomplete for 10 s ends the stream, the snapshot is dropped, and the
+    poll's GET decides (without the rule, the stale snapshot would be
+    trusted until the watch's half-hour transfer timeout)."""
+    hold(pg, db, sim, "orders-40")
+    with arbiter(pg, db, sim) as a:
+        watched(a, sim)
+        sim.add_fault("drip", watch=True, interval_ms=500)
+        sim.close_watches("rst")
+        time.sleep(1)
+        mark = a.mark()
+        sim.delete_pod(NS, "orders-40")
+        # Stall limit (10 s) + a poll (5 s) + the resumed stream's backoff.
+        released_within(a, pg, db, "O1_pod_deleted", 30, start=mark)
+
+
 def test_bookmarks_change_nothing(pg, db, sim):
     hold(pg, db, sim, "orders-37")
     with arbiter(pg, db, sim, "--poll-interval", "300ms") as a:
