@@ -487,9 +487,13 @@ def test_contradicted_timezone_is_logged_counted_and_dropped(pg, db, sim):
         rec = a.wait_for("LOCKGRANTED disagrees with --lockgranted-timezone: no longer trusted")
         assert rec["lockgranted"] == ny
         a.wait_for("verdict", verdict="held")
-        m = metrics_of(a)
-        assert ('lock_arbiter_lockgranted_timezone_mismatches_total{database="127.0.0.1:%d/%s"} 1'
-                % (pg.port, db)) in m
+        # The status is published at the end of the cycle that logged it.
+        want = ('lock_arbiter_lockgranted_timezone_mismatches_total{database="127.0.0.1:%d/%s"} 1'
+                % (pg.port, db))
+        deadline = time.monotonic() + 5
+        while want not in metrics_of(a):
+            assert time.monotonic() < deadline, want
+            time.sleep(0.1)
         time.sleep(0.5)
         assert a.count("LOCKGRANTED disagrees with --lockgranted-timezone: no longer trusted") == 1
         assert_kept(pg, db, a, seconds=0.5)

@@ -145,9 +145,11 @@ def test_ended_watch_is_resumed(pg, db, sim, mode):
         watched(a, sim)
         sim.clear_requests()
         sim.close_watches(mode)
+        # The resume is a new watch request, from the last version seen.
+        resumed = sim.wait_requests(lambda r: "orders-36" in r["path"] and r["watch"],
+                                    timeout=15)
+        assert "resourceVersion=" in resumed[-1]["path"]
         assert sim.wait_watches(1, timeout=15)
-        resumed = pod_requests(sim, "orders-36", watch=True)
-        assert resumed and "resourceVersion=" in resumed[-1]["path"]
         mark = a.mark()
         sim.delete_pod(NS, "orders-36")
         released_within(a, pg, db, "O1_pod_deleted", 2, start=mark)
