@@ -38,3 +38,49 @@ def sim(tmp_path_factory):
     """The simulated Kubernetes API, one per test module, with SIM_NS."""
     with Sim(tmp_path_factory.mktemp("sim"), namespaces=[SIM_NS]) as s:
         yield s
+
+
+def sim_arbiter(dsns, sim, *extra, poll="100ms", name="arbiter"):
+    """The real binary against databases dsns and the simulated API, with the
+    quick settings the integration tests share (skew and min-lock-age 1 s)."""
+    from arbiter_proc import Arbiter
+    args = ["run", "--poll-interval", poll, "--clock-skew", "1s", "--min-lock-age", "1s",
+            "--kube-api", sim.url, "--kube-token-file", sim.token_file,
+            "--kube-ca-file", sim.ca, "--holder-namespace", SIM_NS,
+            "--listen", "127.0.0.1:0"]
+    for d in dsns:
+        args += ["--database", d]
+    return Arbiter(args + list(extra), name=name)
+
+
+def locked(pg, db, schema="public"):
+    row = pg.read_lock(db, schema)
+    return row is not None and row[0] is True
+
+
+class LoopbackListener:
+    """A TCP listener on 127.0.0.1 (a free port) whose accepted connections go
+    to on_accept(conn) on a thread; close() stops it."""
+
+    def __init__(self, backlog=64):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(backlog)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.on_accept(c)
+
+    def on_accept(self, conn):
+        raise NotImplementedError
+
+    def close(self):
+        self.sock.close()

@@ -11,15 +11,12 @@
   that accepts connections and never answers."""
 import json
 import random
-import socket
-import threading
 import time
 import urllib.request
 
 import pytest
 
-from arbiter_proc import Arbiter
-from conftest import SIM_NS as NS
+from conftest import SIM_NS as NS, LoopbackListener, sim_arbiter
 
 OTHER_NS = "ops"
 
@@ -35,12 +32,7 @@ def clean_sim(sim):
 
 
 def arbiter(pg, dsns, sim, *extra, name="arbiter"):
-    args = ["run", "--poll-interval", "100ms", "--clock-skew", "1s", "--min-lock-age", "1s",
-            "--kube-api", sim.url, "--kube-token-file", sim.token_file,
-            "--kube-ca-file", sim.ca, "--holder-namespace", NS, "--listen", "127.0.0.1:0"]
-    for d in dsns:
-        args += ["--database", d]
-    return Arbiter(args + list(extra), name=name)
+    return sim_arbiter(dsns, sim, *extra, name=name)
 
 
 def locks_of(a):
@@ -203,27 +195,18 @@ def test_contradicted_zone_stays_distrusted_after_reconnects(pg, db, sim):
         assert a.count("LOCKGRANTED disagrees with --lockgranted-timezone: no longer trusted") == 1
 
 
-class SilentServer:
+class SilentServer(LoopbackListener):
     """Accepts TCP connections and never says a word: a hung database."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
+    def on_accept(self, conn):
+        self.conns.append(conn)
 
     def close(self):
-        self.sock.close()
+        super().close()
         for c in self.conns:
             c.close()
 

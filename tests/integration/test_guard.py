@@ -12,8 +12,7 @@ import urllib.request
 
 import pytest
 
-from arbiter_proc import Arbiter
-from conftest import SIM_NS as NS
+from conftest import SIM_NS as NS, LoopbackListener, locked, sim_arbiter
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -33,28 +32,19 @@ def clean_sim(sim):
     yield
 
 
-class SourceProxy:
+class SourceProxy(LoopbackListener):
     """Forwards local connections to PostgreSQL from source address src."""
 
     def __init__(self, pg_port, src):
         self.pg_port, self.src = pg_port, src
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(backlog=16)
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            up = socket.socket()
-            up.bind((self.src, 0))
-            up.connect(("127.0.0.1", self.pg_port))
-            for a, b in ((c, up), (up, c)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+    def on_accept(self, c):
+        up = socket.socket()
+        up.bind((self.src, 0))
+        up.connect(("127.0.0.1", self.pg_port))
+        for a, b in ((c, up), (up, c)):
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pump(a, b):
@@ -71,10 +61,6 @@ class SourceProxy:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-    def close(self):
-        self.sock.close()
-
 
 class Session:
     """A psql session from a source address, running sql until it ends."""
@@ -113,16 +99,7 @@ class Session:
 
 
 def arbiter(pg, db, sim, *extra, dsn=None):
-    return Arbiter(["run", "--database", dsn or pg.dsn(db), "--poll-interval", "100ms",
-                    "--clock-skew", "1s", "--min-lock-age", "1s",
-                    "--kube-api", sim.url, "--kube-token-file", sim.token_file,
-                    "--kube-ca-file", sim.ca, "--holder-namespace", NS,
-                    "--listen", "127.0.0.1:0"] + list(extra))
-
-
-def locked(pg, db):
-    row = pg.read_lock(db)
-    return row is not None and row[0] is True
+    return sim_arbiter([dsn or pg.dsn(db)], sim, *extra)
 
 
 def hold(pg, db, sim, name, ip):

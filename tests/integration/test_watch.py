@@ -7,8 +7,7 @@ import urllib.request
 
 import pytest
 
-from arbiter_proc import Arbiter
-from conftest import SIM_NS as NS
+from conftest import SIM_NS as NS, locked, sim_arbiter
 
 POLL = 5.0
 
@@ -24,16 +23,7 @@ def clean_sim(sim):
 
 
 def arbiter(pg, db, sim, *extra):
-    return Arbiter(["run", "--database", pg.dsn(db), "--poll-interval", "%gs" % POLL,
-                    "--clock-skew", "1s", "--min-lock-age", "1s",
-                    "--kube-api", sim.url, "--kube-token-file", sim.token_file,
-                    "--kube-ca-file", sim.ca, "--holder-namespace", NS,
-                    "--listen", "127.0.0.1:0"] + list(extra))
-
-
-def locked(pg, db):
-    row = pg.read_lock(db)
-    return row is not None and row[0] is True
+    return sim_arbiter([pg.dsn(db)], sim, "--poll-interval", "%gs" % POLL, *extra)
 
 
 def pod_requests(sim, name, watch):
