@@ -7,7 +7,7 @@ Normally started by bench/run.sh, which builds the release binary in
 build-bench/ and the LD_PRELOAD cycle probe (bench/cycle_probe.c) first.
 What each figure means and how it is measured: bench/README.md.
 
-Sections (in this order): idle, scale, release, e2e. Everything runs against
+Sections (in this order): idle, scale, release, watch, frozen, e2e. Everything runs against
 the real binary, a real PostgreSQL 15 (tests/integration/pgserver.py) and the
 simulated Kubernetes API (tests/k8s_sim), over TLS with a bearer token as in a
 cluster. The end-to-end rows reuse tests/e2e/harness.py (real Liquibase).
@@ -51,6 +51,7 @@ for sub in ("integration", "k8s_sim", "e2e"):
 import psycopg2  # noqa: E402  (Debian: python3-psycopg2)
 
 from arbiter_proc import Arbiter, run as arbiter_run  # noqa: E402
+from freeze_proxy import FreezeProxy  # noqa: E402
 from pgserver import PgServer  # noqa: E402
 from simctl import Sim  # noqa: E402
 
@@ -58,6 +59,7 @@ NS = "shop"  # the namespace of every simulated holder pod
 T0 = time.monotonic()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SLICE_NS = 200_000_000  # daemon/arbiter.c sleep_until: sleeps in slices of at most 200 ms
+ALL_SECTIONS = "idle,scale,release,watch,frozen,e2e"  # the default of --only, in run order
 
 
 # -- output ----------------------------------------------------------------------
@@ -719,7 +721,14 @@ def finished_at(pod, container):
     return None
 
 
-def release_run(w, label, interval_s, interval, lanes, episodes, seed):
+def release_run(w, label, interval_s, interval, lanes, episodes, seed,
+                kinds=("delete", "restart"), extra=(), on_start=None, at_death=None,
+                on_end=None):
+    """Release-delay episodes on `lanes` lock tables of a new database, the
+    holder dying as `kinds` alternate. extra: more arbiter arguments (another
+    --database); on_start(a) runs once the daemon polls, before the first
+    episode; at_death() is recorded with each death; on_end(a) returns a dict
+    of what else to report (as "context"), before the daemon stops."""
     progress("release delay %s: %d episodes over %d lock tables in parallel"
              % (label, episodes, lanes))
     rng = random.Random(seed)
@@ -730,12 +739,15 @@ def release_run(w, label, interval_s, interval, lanes, episodes, seed):
     probe = os.path.join(w.tmp, "probe-release-%s.bin" % label)
     use_probe = os.path.exists(PROBE_SO)
     a = w.arbiter(db, interval, extra=["--clock-skew", "0s", "--min-lock-age", "0s",
-                                       "--holder-container", "app"], name="arbiter-" + label,
+                                       "--holder-container", "app"] + list(extra),
+                  name="arbiter-" + label,
                   probe=probe if use_probe else None)
     a.wait_for("database up", timeout=30)
     wait_cycles(a, 2, timeout=30)
     watcher = RowWatcher(w, db)
     watcher.start()
+    if on_start is not None:
+        on_start(a)
     interval_ns = int(round(interval_s * 1e9))
     # Stratified random phases: one offset in each 1/n-th of the interval, in random
     # order, so the median reflects the daemon, not sampling noise of the phases
@@ -744,7 +756,7 @@ def release_run(w, label, interval_s, interval, lanes, episodes, seed):
     # at start + k * interval); without it, against the log line of the held verdict.
     offsets = [(k + rng.random()) / episodes * interval_s for k in range(episodes)]
     rng.shuffle(offsets)
-    plan = [("delete" if k % 2 == 0 else "restart", offsets[k]) for k in range(episodes)]
+    plan = [(kinds[k % len(kinds)], offsets[k]) for k in range(episodes)]
     plan_lock = threading.Lock()
     results = []
     errors = []
@@ -798,6 +810,7 @@ def release_run(w, label, interval_s, interval, lanes, episodes, seed):
                     obj = w.sim.restart(NS, pod, container="app")
                     finished = finished_at(obj, "app")
                 t_death = time.monotonic()
+                context = at_death() if at_death is not None else None
                 if not slot[0].wait(interval_s * 5 + 10):
                     errors.append("%s: not released within %.0f s of the %s"
                                   % (schema, interval_s * 5 + 10, kind))
@@ -812,6 +825,7 @@ def release_run(w, label, interval_s, interval, lanes, episodes, seed):
                     "t_death": t_death, "t_free": slot[1],
                     "delay_s": slot[1] - t_death, "call_s": t_death - t_call,
                     "rule": rel.get("rule"), "held_locks_at_death": concurrent,
+                    "at_death": context,
                     # What the metric measures for a restart: from finishedAt (whole
                     # seconds, as the simulated API writes it) to the release.
                     "metric_equivalent_s": slot[2] - (finished if finished is not None
@@ -837,6 +851,7 @@ def release_run(w, label, interval_s, interval, lanes, episodes, seed):
             progress("release delay %s: %d / %d episodes" % (label, len(results), episodes))
             last_report = time.monotonic()
     wall = time.monotonic() - t_start
+    context = on_end(a) if on_end is not None else None
     m = scrape(a.port)
     wakes = cycle_wakes(probe_records(probe)) if use_probe else []
     watcher.stop()
@@ -874,7 +889,8 @@ def release_run(w, label, interval_s, interval, lanes, episodes, seed):
         rules[r["rule"]] = rules.get(r["rule"], 0) + 1
     lp = watcher.loop_periods
     res = {
-        "poll_interval": interval, "lanes": lanes, "episodes_planned": episodes,
+        "poll_interval": interval, "lanes": lanes, "kinds": list(kinds),
+        "episodes_planned": episodes,
         "episodes": len(results), "wall_s": wall, "errors": errors[:20],
         "n_errors": len(errors),
         "delay": summary_ms(delays), "delay_by_kind": by_kind, "rules": rules,
@@ -908,13 +924,15 @@ def release_run(w, label, interval_s, interval, lanes, episodes, seed):
                             and r["schema"] == s_]) for s_ in sorted({r["schema"]
                                                                        for r in results})},
         "samples_fields": ["kind", "schema", "delay_ms", "phase_ms", "wait_for_poll_ms",
-                           "work_after_poll_ms", "held_locks_at_death"],
+                           "work_after_poll_ms", "held_locks_at_death", "at_death"],
         "samples": [[r["kind"], r["schema"], round(r["delay_s"] * 1000, 3),
                      round(r["phase_s"] * 1000, 3) if "phase_s" in r else None,
                      round(r["wait_s"] * 1000, 3) if "wait_s" in r else None,
                      round(r["work_s"] * 1000, 3) if "work_s" in r else None,
-                     r["held_locks_at_death"]] for r in results],
+                     r["held_locks_at_death"], r["at_death"]] for r in results],
     }
+    if context is not None:
+        res["context"] = context
     progress("release delay %s: median %s p99 %s over %d episodes (%d errors), %.0f s"
              % (label, fmt_ms((res["delay"].get("median") or 0) / 1000.0),
                 fmt_ms((res["delay"].get("p99") or 0) / 1000.0), len(results), len(errors),
@@ -963,6 +981,85 @@ def section_watch(w, quick, episodes):
     progress("watch: %d watches open; %d requests in %.0f s (%.1f a minute)"
              % (opened, len(reqs), window, len(reqs) * 60.0 / window))
     return out
+
+
+FROZEN_TARGET_MS = 100.0  # the issue's: median release delay while another database hangs
+
+
+def frozen_run(w, key, frozen, lanes, episodes, seed):
+    """Orphans on database A (release_run's lanes), the daemon also watching
+    database B through a FreezeProxy; frozen: B is frozen once the daemon
+    polls, before the first episode, and stays so to the end."""
+    b = w.database("frozen_b_" + key, ["public"])
+    proxy = FreezeProxy(w.pg.port).start()
+    b_label = "127.0.0.1:%d/%s" % (proxy.port, b)
+    st = {}
+
+    def on_start(a):
+        a.wait_for("database up", timeout=30, database=b_label)
+        st["mark"] = a.mark()
+        if frozen:
+            proxy.freeze()
+            st["t_freeze"] = time.monotonic()
+            # B's next poll is on the wire, unanswered, before anything dies.
+            if not proxy.wait_held(timeout=10):
+                raise RuntimeError("the arbiter sent database B nothing after the freeze")
+            st["accepted_at_freeze"] = proxy.stats()["accepted"]
+
+    def at_death():
+        # A round trip to B outstanding now (sent, unanswered, not abandoned).
+        return {"b_outstanding": proxy.held_open() > 0}
+
+    def on_end(a):
+        downs = [r for r in a.records[st["mark"]:]
+                 if r.get("msg") == "database down" and r.get("database") == b_label]
+        return {"b_label": b_label, "b_frozen": frozen,
+                "b_frozen_s": time.monotonic() - st["t_freeze"] if frozen else 0.0,
+                "b_logged_down": len(downs),
+                "b_down_errors": sorted({r.get("error") for r in downs}),
+                "b_connections_while_frozen": proxy.stats()["accepted"]
+                - st["accepted_at_freeze"] if frozen else 0}
+
+    try:
+        res = release_run(w, "frozen_" + key, 2.0, "2s", lanes, episodes, seed,
+                          kinds=("delete",), on_start=on_start, at_death=at_death,
+                          on_end=on_end,
+                          extra=["--database", "postgresql://postgres@127.0.0.1:%d/%s"
+                                 % (proxy.port, b)])
+    finally:
+        proxy.thaw()
+        proxy.close()
+    # Judged on the deaths that came while a round trip to B was outstanding:
+    # over a long freeze the daemon's reconnect backoff (up to 15 s between
+    # attempts) leaves B with nothing outstanding most of the time, so the
+    # median of every death depends on the length of the run.
+    res["target_median_ms"] = FROZEN_TARGET_MS if frozen else None
+    res["target_applies_to"] = "delay_b_outstanding_at_death" if frozen else None
+    i_delay = res["samples_fields"].index("delay_ms")
+    i_ctx = res["samples_fields"].index("at_death")
+    for name, want in (("delay_b_outstanding_at_death", True),
+                       ("delay_b_not_outstanding_at_death", False)):
+        res[name] = summary_ms([smp[i_delay] / 1000.0 for smp in res["samples"]
+                                if (smp[i_ctx] or {}).get("b_outstanding") is want])
+    for name in ("delay", "delay_b_outstanding_at_death"):
+        d = res[name]
+        progress("frozen %s, %s: median %s p90 %s max %s over %d episodes" % (
+            key, name, *(fmt_ms((d.get(q) or 0) / 1000.0) for q in ("median", "p90", "max")),
+            d.get("n", 0)))
+    return res
+
+
+def section_frozen(w, quick, episodes):
+    """DESIGN.md sections 7 and 9, "one hung database delays nothing else":
+    the release delay of orphans on database A (the API records the holder
+    pod's deletion -> the row free) while the daemon also watches database B
+    through a FreezeProxy (tests/integration/freeze_proxy.py), frozen: its
+    connections open, no answer. And the same with nothing frozen, for
+    comparison. Target: median at most 100 ms while B is frozen."""
+    lanes = 5 if quick else 10
+    return {"none_frozen": frozen_run(w, "none_frozen", False, lanes, episodes, seed=4),
+            "b_frozen": frozen_run(w, "b_frozen", True, lanes, episodes, seed=5),
+            "target_median_ms": FROZEN_TARGET_MS}
 
 
 def section_release(w, quick, episodes):
@@ -1197,12 +1294,52 @@ def build_rows(doc):
                                      if eq.get("n") else "-"), "", ""))
             if r["n_errors"]:
                 rows.append(("  episodes failed", str(r["n_errors"]), "0", ""))
-    else:
-        rows.append(("release delay", "not measured: %s" % (rel or {}).get("error"), "", ""))
+    elif rel is not None:  # a section not run (--only) has no rows
+        rows.append(("release delay", "not measured: %s" % rel.get("error"), "", ""))
+
+    fz = sec.get("frozen")
+    if isinstance(fz, dict) and "error" in fz:
+        rows.append(("release delay, another database frozen", "not measured: %s"
+                     % fz["error"], "", ""))
+    elif isinstance(fz, dict):
+        def figures(label, d, tgt=None):
+            rows.append(("%s: median (n=%d)" % (label, d["n"]), "%.1f ms" % d["median"],
+                         "<= %.0f ms" % tgt if tgt else "",
+                         verdict(d["median"] <= tgt) if tgt else ""))
+            rows.append(("  p90 / max", "%.1f / %.1f ms" % (d["p90"], d["max"]), "", ""))
+
+        for key, label in (("b_frozen", "another database frozen"),
+                           ("none_frozen", "nothing frozen")):
+            r = fz.get(key)
+            if not r or not r.get("episodes"):
+                rows.append(("release delay, %s" % label, "not measured: %s" % (
+                    (r or {}).get("errors") or "no episodes"), "", ""))
+                continue
+            if key == "b_frozen":
+                o = r.get("delay_b_outstanding_at_death") or {}
+                if o.get("n"):
+                    figures("release delay, B frozen, a round trip to it outstanding",
+                            o, r["target_median_ms"])
+                else:
+                    rows.append(("release delay, B frozen, a round trip to it outstanding",
+                                 "not measured: no death came while one was",
+                                 "<= %.0f ms" % r["target_median_ms"], ""))
+                figures("  every death while B was frozen", r["delay"])
+                c = r.get("context") or {}
+                rows.append(("  B frozen / logged down / connections to it meanwhile",
+                             "%.0f s / %d / %d" % (c.get("b_frozen_s", 0),
+                                                   c.get("b_logged_down", 0),
+                                                   c.get("b_connections_while_frozen", 0)),
+                             "", ""))
+            else:
+                figures("release delay, nothing frozen", r["delay"])
+            if r["n_errors"]:
+                rows.append(("  episodes failed", str(r["n_errors"]), "0", ""))
 
     e2e = sec.get("e2e") or {}
     for key, label in (("with_arbiter", "with the arbiter"),
-                       ("without_arbiter", "without (Liquibase's own wait)")):
+                       ("without_arbiter", "without (Liquibase's own wait)")
+                       ) if "e2e" in sec else ():
         r = e2e.get(key) if isinstance(e2e, dict) else None
         if not r or not r.get("measured"):
             rows.append(("kill -9 -> waiter done, %s" % label, "not measured: %s" % (
@@ -1254,8 +1391,8 @@ def build_rows(doc):
                      % (idle["k8s_requests_per_cycle_metric"],
                         idle["k8s_requests_per_cycle_sim_log"]), "0",
                      "" if idle["k8s_requests_sim_log"] == 0 else "NOTE"))
-    else:
-        rows.append(("idle cost", "not measured: %s" % (idle or {}).get("error"), "", ""))
+    elif idle is not None:
+        rows.append(("idle cost", "not measured: %s" % idle.get("error"), "", ""))
 
     sc = sec.get("scale")
     if isinstance(sc, dict) and "error" not in sc:
@@ -1296,8 +1433,10 @@ def build_rows(doc):
                 rows.append(("  Kubernetes requests per cycle (metric / API log)",
                              "%.1f / %.1f" % (r["k8s_requests_per_cycle_metric"],
                                               r["k8s_requests_per_cycle_sim_log"]), "", ""))
-    else:
-        rows.append(("scale", "not measured: %s" % (sc or {}).get("error"), "", ""))
+    elif sc is not None:
+        rows.append(("scale", "not measured: %s" % sc.get("error"), "", ""))
+    if not rows:
+        rows.append(("no rows for the sections run", ", ".join(sec) + ": see the JSON", "", ""))
     return rows
 
 
@@ -1328,7 +1467,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="fewer cycles and episodes (a smoke test, not for the record)")
-    ap.add_argument("--only", default="idle,scale,release,watch,e2e",
+    ap.add_argument("--only", default=ALL_SECTIONS,
                     help="comma-separated sections to run")
     ap.add_argument("--episodes", type=int, default=None)
     ap.add_argument("--idle-cycles", type=int, default=None)
@@ -1365,6 +1504,7 @@ def main():
                          ("scale", lambda: section_scale(w, args.quick)),
                          ("release", lambda: section_release(w, args.quick, episodes)),
                          ("watch", lambda: section_watch(w, args.quick, episodes)),
+                         ("frozen", lambda: section_frozen(w, args.quick, episodes)),
                          ("e2e", lambda: section_e2e(w, args.e2e_cutoff, 1 if args.quick else 3))):
             if name not in only:
                 continue
@@ -1385,21 +1525,28 @@ def main():
         "release_delay_median": "under half a poll interval plus 20 ms",
         "rss": "under 8 MiB (VmRSS)",
         "cycle_1000_schemas": "a 1 000-schema poll cycle under 50 ms (cycle probe median)",
+        "frozen_release_delay_median": "at most 100 ms while another database hangs",
     }
     doc["table"] = [list(r) for r in build_rows(doc)]
     print_table(doc)
     if not args.no_write:
         os.makedirs(RESULTS, exist_ok=True)
         stamp = finished.strftime("%Y%m%dT%H%M%SZ")
-        for path in (os.path.join(RESULTS, "latest.json"),
-                     os.path.join(RESULTS, "%s%s.json" % (stamp, "-quick" if args.quick else ""))):
+        # latest.json is the whole run's; a run of some sections (--only) is
+        # kept under their names: frozen-20261130T101500Z.json.
+        names = ["%s%s.json" % (stamp, "-quick" if args.quick else "")]
+        if only == set(ALL_SECTIONS.split(",")):
+            names.insert(0, "latest.json")
+        else:
+            names[0] = "-".join(s for s in ALL_SECTIONS.split(",") if s in only) + "-" + names[0]
+        for name in names:
+            path = os.path.join(RESULTS, name)
             tmp = path + ".tmp"
             with open(tmp, "w") as f:
                 json.dump(doc, f, indent=1, default=str)
                 f.write("\n")
             os.replace(tmp, path)
-        print("results: bench/results/latest.json, bench/results/%s%s.json" % (
-            stamp, "-quick" if args.quick else ""))
+        print("results: " + ", ".join("bench/results/" + n for n in names))
 
 
 if __name__ == "__main__":
