@@ -15,6 +15,10 @@ packages=(
 	postgresql python3 python3-pytest python3-kubernetes openssl ca-certificates
 	curl valgrind iproute2 prometheus util-linux chromium fonts-dejavu-core
 	python3-yaml
+	# The MariaDB backend: its client library, and a real MariaDB 10.11 that
+	# the tests start themselves (tests/integration/mariadbserver.py; PyMySQL
+	# for its clients that bind a chosen source address).
+	mariadb-server libmariadb-dev python3-pymysql
 )
 # The e2e tests run real Liquibase (an npm package, on Java): installed only
 # when missing, as a java or npm from elsewhere (a JDK, NodeSource) serves too.

@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.join(TESTS, "integration"))
 sys.path.insert(0, os.path.join(TESTS, "k8s_sim"))
 
 from arbiter_proc import Arbiter  # noqa: E402
-from pgserver import PgServer, pid_alive, run_watchdog  # noqa: E402
+from pgserver import PgServer, pid_alive, start_watchdog  # noqa: E402
 
 LIQUIBASE_NPM_VERSION = "4.28.1"
 INSTALL_SCRIPT = os.path.join(HERE, "install_liquibase.sh")
@@ -301,11 +301,6 @@ def sweep_stale():
             cleanup_tag(tag)
 
 
-def _watchdog(read_fd, tag):
-    """Child process: waits until the harness is gone, then removes its network."""
-    run_watchdog(read_fd, lambda: cleanup_tag(tag))
-
-
 def netns_unavailable_reason():
     """None when pods can be network namespaces here, else why not."""
     if os.environ.get("LOCK_ARBITER_E2E_PODS") == "host":
@@ -379,13 +374,8 @@ class PodNetwork:
         return self
 
     def _start_watchdog(self):
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(w)
-            _watchdog(r, self.tag)
-        os.close(r)
-        self._watch_fd = w
+        # Once the harness is gone, the watchdog removes its network.
+        self._watch_fd = start_watchdog(lambda: cleanup_tag(self.tag))
 
     def add_pod(self, name):
         """A new pod: network namespace, veth on the bridge, kubelet /etc/hosts."""

@@ -1,5 +1,5 @@
-"""Fixtures shared by the integration tests: one real PostgreSQL per test
-module, and a fresh database per test."""
+"""Fixtures shared by the integration tests: one real PostgreSQL (pg) or
+MariaDB (maria) per test module, and a fresh database per test (db, mdb)."""
 import itertools
 import os
 import sys
@@ -10,6 +10,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "k8s_sim"))
 
+from mariadbserver import MariaDBServer  # noqa: E402
 from pgserver import PgServer  # noqa: E402
 from simctl import Sim  # noqa: E402
 
@@ -30,6 +31,21 @@ def db(pg):
     """A new database; returns its name."""
     name = "t%d" % next(_counter)
     pg.create_database(name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def maria():
+    """A real MariaDB 10.11 per test module (mariadbserver.py)."""
+    with MariaDBServer() as server:
+        yield server
+
+
+@pytest.fixture
+def mdb(maria):
+    """A new MariaDB database; returns its name."""
+    name = "m%d" % next(_counter)
+    maria.create_database(name)
     return name
 
 

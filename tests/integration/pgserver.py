@@ -97,12 +97,17 @@ def pid_alive(pid):
     return True
 
 
-def _postmaster_pid(datadir):
+def read_pid_file(path):
+    """The pid on the first line of a server's pid file, or None."""
     try:
-        with open(os.path.join(datadir, "postmaster.pid"), encoding="ascii") as f:
+        with open(path, encoding="ascii") as f:
             return int(f.readline().strip())
     except (OSError, ValueError):
         return None
+
+
+def _postmaster_pid(datadir):
+    return read_pid_file(os.path.join(datadir, "postmaster.pid"))
 
 
 def run_watchdog(read_fd, cleanup):
@@ -125,10 +130,22 @@ def run_watchdog(read_fd, cleanup):
         os._exit(0)
 
 
-def _stop_and_remove(datadir, topdir):
-    pid = _postmaster_pid(datadir)
+def start_watchdog(cleanup):
+    """Forks a watchdog that calls cleanup() once this process is gone;
+    returns the write end of its pipe: closing it ends the watchdog idle."""
+    r, w = os.pipe()
+    if os.fork() == 0:
+        os.close(w)
+        run_watchdog(r, cleanup)
+    os.close(r)
+    return w
+
+
+def stop_and_remove(pid, sig, topdir):
+    """Signals a server (pid, None when unknown), waits up to 5 s for it to
+    go, and removes its directory: a watchdog's cleanup."""
     if pid is not None and pid_alive(pid):
-        os.kill(pid, signal.SIGQUIT)
+        os.kill(pid, sig)
         for _ in range(100):
             if not pid_alive(pid):
                 break
@@ -136,75 +153,52 @@ def _stop_and_remove(datadir, topdir):
     shutil.rmtree(topdir, ignore_errors=True)
 
 
-def _watchdog(read_fd, datadir, topdir):
-    run_watchdog(read_fd, lambda: _stop_and_remove(datadir, topdir))
+class ThrowawayServer:
+    """What PgServer and MariaDBServer (mariadbserver.py) share: a server
+    process of its own in a temporary directory (topdir), started on a free
+    loopback port, and gone with the test (stop() or the context manager, an
+    atexit hook, and a watchdog process for a harness killed with SIGKILL).
 
+    A subclass sets `Error` and provides _init() (creates topdir and the data
+    in it, and calls _start_watchdog()), _launch(timeout) (starts the server
+    on self.port and waits until it accepts connections, else raises Error),
+    _watchdog_cleanup() (stops the server and removes topdir, from another
+    process), stop(mode) and, optionally, _started(first)."""
 
-class PgServer:
-    """A PostgreSQL server of its own in a temporary directory."""
+    Error = RuntimeError
 
-    def __init__(self, port=None, bindir=None, settings=None):
-        self.bindir = bindir or _bindir()
+    def __init__(self, port=None):
         self.port = port
-        self.settings = dict(settings or {})
         self.host = "127.0.0.1"
-        self.user = "postgres"
         self.topdir = None
-        self.datadir = None
         self.logfile = None
         self._proc = None
         self._watch_fd = None
         self._as_root = os.geteuid() == 0
         atexit.register(self.cleanup)
 
-    # -- processes --------------------------------------------------------
-
-    def _cmd(self, argv):
-        if self._as_root:
-            return ["runuser", "-u", "postgres", "--"] + argv
-        return argv
-
-    def _bin(self, name):
-        return os.path.join(self.bindir, name)
-
-    def _client_env(self):
-        # Only our own connection settings reach psql and pg_isready.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env.update(self.env())
-        return env
-
-    def _init(self):
+    def _make_topdir(self, prefix, owner):
+        """Creates topdir; as root it belongs to the system user `owner`,
+        who runs the server then and must reach the directory."""
         base = None
         if self._as_root and not _world_traversable(tempfile.gettempdir()):
-            base = "/tmp"  # the postgres user must reach its directory
-        self.topdir = tempfile.mkdtemp(prefix="lock-arbiter-pg-", dir=base)
-        self.datadir = os.path.join(self.topdir, "data")
-        self.logfile = os.path.join(self.topdir, "postgres.log")
+            base = "/tmp"
+        self.topdir = tempfile.mkdtemp(prefix=prefix, dir=base)
         if self._as_root:
-            pw = pwd.getpwnam("postgres")
+            pw = pwd.getpwnam(owner)
             os.chown(self.topdir, pw.pw_uid, pw.pw_gid)
-        self._start_watchdog()
-        out = subprocess.run(
-            self._cmd([self._bin("initdb"), "-D", self.datadir, "-U", "postgres", "-A", "trust",
-                       "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]),
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            raise PgServerError("initdb failed:\n" + out.stdout + out.stderr)
+        return self.topdir
 
     def _start_watchdog(self):
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(w)
-            _watchdog(r, self.datadir, self.topdir)
-        os.close(r)
-        self._watch_fd = w
+        self._watch_fd = start_watchdog(self._watchdog_cleanup)
 
     def start(self, timeout=30.0):
-        """Starts the server (initdb on first use) and waits until it accepts connections."""
+        """Starts the server (initialising its data on first use) and waits
+        until it accepts connections."""
         if self.running():
             return self
-        if self.topdir is None:
+        first = self.topdir is None
+        if first:
             self._init()
         attempts = 1 if self.port is not None else 3
         for attempt in range(attempts):
@@ -212,55 +206,25 @@ class PgServer:
                 self.port = _free_port()
             try:
                 self._launch(timeout)
-                return self
-            except PgServerError:
+                break
+            except self.Error:
                 # Another process may have taken the port between probe and bind.
                 if attempt + 1 == attempts:
                     raise
+        self._started(first)
         return self
 
-    def _launch(self, timeout):
-        argv = [self._bin("postgres"), "-D", self.datadir, "-p", str(self.port),
-                "-k", self.topdir, "-c", "listen_addresses=" + self.host,
-                "-c", "fsync=off", "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off", "-c", "logging_collector=off"]
-        for key, value in self.settings.items():
-            argv += ["-c", "%s=%s" % (key, value)]
-        with open(self.logfile, "ab") as log:
-            self._proc = subprocess.Popen(self._cmd(argv), stdin=subprocess.DEVNULL,
-                                          stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                self._proc = None
-                raise PgServerError("postgres exited during start-up:\n" + self.log_tail())
-            ready = subprocess.run(
-                [self._bin("pg_isready"), "-q", "-h", self.host, "-p", str(self.port),
-                 "-U", self.user, "-d", "postgres", "-t", "1"],
-                env=self._client_env(), stdin=subprocess.DEVNULL, check=False)
-            if ready.returncode == 0:
-                return
-            time.sleep(0.05)
-        self.stop("immediate")
-        raise PgServerError("postgres did not accept connections within %.0f s:\n%s"
-                            % (timeout, self.log_tail()))
+    def _started(self, first):
+        pass
 
     def running(self):
         return self._proc is not None and self._proc.poll() is None
 
-    def stop(self, mode="fast", timeout=30.0):
-        """Stops the server: mode smart, fast (default) or immediate (a crash)."""
-        if self._proc is None:
-            return
-        sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT,
-               "immediate": signal.SIGQUIT}[mode]
-        # Signal the postmaster itself: as root, _proc is runuser, which would
-        # turn any signal into SIGTERM (a smart shutdown) and SIGKILL 2 s later.
-        pid = _postmaster_pid(self.datadir)
-        if pid is None or not self.running():
-            pid = self._proc.pid
+    def _end(self, sig, timeout, pid=None):
+        """Sends sig to pid (default: the process started) and waits for the
+        process started to exit; SIGKILL after timeout."""
         try:
-            os.kill(pid, sig)
+            os.kill(pid or self._proc.pid, sig)
         except ProcessLookupError:
             pass
         try:
@@ -271,7 +235,7 @@ class PgServer:
         self._proc = None
 
     def kill(self):
-        """Immediate stop: no checkpoint, clients see the connection drop."""
+        """Immediate stop: clients see the connection drop."""
         self.stop("immediate")
 
     def restart(self, mode="fast"):
@@ -307,6 +271,89 @@ class PgServer:
                                for l in f.readlines()[-lines:])
         except OSError:
             return ""
+
+
+class PgServer(ThrowawayServer):
+    """A PostgreSQL server of its own in a temporary directory."""
+
+    Error = PgServerError
+
+    def __init__(self, port=None, bindir=None, settings=None):
+        super().__init__(port)
+        self.bindir = bindir or _bindir()
+        self.settings = dict(settings or {})
+        self.user = "postgres"
+        self.datadir = None
+
+    # -- processes --------------------------------------------------------
+
+    def _cmd(self, argv):
+        if self._as_root:
+            return ["runuser", "-u", "postgres", "--"] + argv
+        return argv
+
+    def _bin(self, name):
+        return os.path.join(self.bindir, name)
+
+    def _client_env(self):
+        # Only our own connection settings reach psql and pg_isready.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env.update(self.env())
+        return env
+
+    def _init(self):
+        self._make_topdir("lock-arbiter-pg-", "postgres")
+        self.datadir = os.path.join(self.topdir, "data")
+        self.logfile = os.path.join(self.topdir, "postgres.log")
+        self._start_watchdog()
+        out = subprocess.run(
+            self._cmd([self._bin("initdb"), "-D", self.datadir, "-U", "postgres", "-A", "trust",
+                       "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]),
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise PgServerError("initdb failed:\n" + out.stdout + out.stderr)
+
+    def _watchdog_cleanup(self):
+        stop_and_remove(_postmaster_pid(self.datadir), signal.SIGQUIT, self.topdir)
+
+    def _launch(self, timeout):
+        argv = [self._bin("postgres"), "-D", self.datadir, "-p", str(self.port),
+                "-k", self.topdir, "-c", "listen_addresses=" + self.host,
+                "-c", "fsync=off", "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off", "-c", "logging_collector=off"]
+        for key, value in self.settings.items():
+            argv += ["-c", "%s=%s" % (key, value)]
+        with open(self.logfile, "ab") as log:
+            self._proc = subprocess.Popen(self._cmd(argv), stdin=subprocess.DEVNULL,
+                                          stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                self._proc = None
+                raise PgServerError("postgres exited during start-up:\n" + self.log_tail())
+            ready = subprocess.run(
+                [self._bin("pg_isready"), "-q", "-h", self.host, "-p", str(self.port),
+                 "-U", self.user, "-d", "postgres", "-t", "1"],
+                env=self._client_env(), stdin=subprocess.DEVNULL, check=False)
+            if ready.returncode == 0:
+                return
+            time.sleep(0.05)
+        self.stop("immediate")
+        raise PgServerError("postgres did not accept connections within %.0f s:\n%s"
+                            % (timeout, self.log_tail()))
+
+    def stop(self, mode="fast", timeout=30.0):
+        """Stops the server: mode smart, fast (default) or immediate (a crash)."""
+        if self._proc is None:
+            return
+        sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT,
+               "immediate": signal.SIGQUIT}[mode]
+        # Signal the postmaster itself: as root, _proc is runuser, which would
+        # turn any signal into SIGTERM (a smart shutdown) and SIGKILL 2 s later.
+        pid = _postmaster_pid(self.datadir)
+        if pid is None or not self.running():
+            pid = self._proc.pid
+        self._end(sig, timeout, pid)
 
     # -- clients ------------------------------------------------------------
 
