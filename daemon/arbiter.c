@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+static void on_watch_change(void *ctx, struct holder_watch *w);
+
 /* Called by the client after every request: counts and times it. */
 static void observe_k8s(void *ctx, const char *verb, long code, int64_t duration_us)
 {
@@ -43,6 +45,64 @@ static void observe_k8s(void *ctx, const char *verb, long code, int64_t duration
 }
 
 /*
+ * The libraries wait through the loop when called from a task; anywhere
+ * else (never, in this daemon) they poll by themselves.
+ */
+static int db_wait_hook(void *ctx, int fd, short events, int64_t deadline_us)
+{
+	struct arbiter *a = ctx;
+
+	if (!loop_in_task(a->loop))
+		return -EAGAIN;
+	return loop_wait_fd(a->loop, fd, events, deadline_us);
+}
+
+static int k8s_suspend(void *ctx)
+{
+	struct arbiter *a = ctx;
+
+	if (!loop_in_task(a->loop))
+		return -EAGAIN;
+	/* Woken by the client's source after each of its actions. */
+	int r = loop_wait(a->loop, a->k8s, timeutil_mono_us() + TIMEUTIL_S);
+	return r < 0 ? r : 0;
+}
+
+/* The API client's requests as a source of the loop. */
+static size_t k8s_fds(void *ctx, int *fds, int *events, size_t cap)
+{
+	const struct arbiter *a = ctx;
+
+	return k8s_client_fds(a->k8s, fds, events, cap);
+}
+
+static int64_t k8s_timeout(void *ctx)
+{
+	const struct arbiter *a = ctx;
+
+	return k8s_client_timeout_us(a->k8s);
+}
+
+static void k8s_ready(void *ctx, const int *fds, const int *revents, size_t n)
+{
+	struct arbiter *a = ctx;
+	bool acted = false;
+
+	for (size_t i = 0; i < n; i++) {
+		if (revents[i] != 0) {
+			k8s_client_action(a->k8s, fds[i], revents[i]);
+			acted = true;
+		}
+	}
+	if (k8s_client_timeout_us(a->k8s) == 0) {
+		k8s_client_action(a->k8s, -1, 0);
+		acted = true;
+	}
+	if (acted)
+		loop_wake(a->loop, a->k8s);
+}
+
+/*
  * The API client: --kube-api when given, else the in-cluster service
  * account. check may run without any API (verdicts then say so); run and
  * once may not, since they exist to release.
@@ -59,6 +119,8 @@ static int make_k8s(struct arbiter *a, FILE *err)
 	kc.interrupt = a->stop;
 	kc.observe = observe_k8s;
 	kc.observe_ctx = &a->stats;
+	kc.suspend = k8s_suspend;
+	kc.suspend_ctx = a;
 	if (cfg->kube_api != NULL) {
 		kc.api_url = strdup(cfg->kube_api);
 		kc.token_file = cfg->kube_token_file ? strdup(cfg->kube_token_file) : NULL;
@@ -86,6 +148,11 @@ static int make_k8s(struct arbiter *a, FILE *err)
 	a->identity_required = cfg->pod_name != NULL && cfg->pod_namespace != NULL;
 	/* Until a request says otherwise, a configured API counts as up. */
 	a->stats.kubernetes_up = true;
+	struct loop_source src = {k8s_fds, k8s_timeout, k8s_ready, a};
+	if (loop_add_source(a->loop, &src) < 0) {
+		fprintf(err, "lock-arbiter: event loop: too many sources\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -99,12 +166,17 @@ struct arbiter *arbiter_new(const struct cfg *cfg, const volatile sig_atomic_t *
 	a->cfg = cfg;
 	a->stop = stop;
 	a->dbs = calloc(cfg->databases.n, sizeof(*a->dbs));
-	if (a->dbs == NULL) {
+	a->loop = loop_new(stop);
+	if (a->dbs == NULL || a->loop == NULL) {
+		free(a->dbs);
+		loop_free(a->loop);
 		free(a);
 		return NULL;
 	}
 	db_options_default(&o);
 	o.interrupt = stop;
+	o.wait = db_wait_hook;
+	o.wait_ctx = a;
 	for (size_t i = 0; i < cfg->databases.n; i++) {
 		char msg[256];
 		struct arbiter_db *d = &a->dbs[a->n_dbs];
@@ -116,6 +188,7 @@ struct arbiter *arbiter_new(const struct cfg *cfg, const volatile sig_atomic_t *
 			return NULL;
 		}
 		d->label = db_label(d->db);
+		d->a = a;
 		histogram_init(&d->poll, histogram_latency_buckets, histogram_latency_n);
 		a->n_dbs++;
 	}
@@ -129,7 +202,8 @@ struct arbiter *arbiter_new(const struct cfg *cfg, const volatile sig_atomic_t *
 	}
 	if (cfg->mode == CFG_MODE_RUN) {
 		char msg[256];
-		if (watches_init(&a->watches, a->k8s, msg, sizeof(msg)) < 0) {
+		if (watches_init(&a->watches, a->k8s, msg, sizeof(msg)) < 0 ||
+		    watches_attach(&a->watches, a->loop, on_watch_change, a) < 0) {
 			fprintf(err, "lock-arbiter: pod watches: %s\n", msg);
 			arbiter_free(a);
 			return NULL;
@@ -164,6 +238,7 @@ void arbiter_free(struct arbiter *a)
 	free(a->dbs);
 	watches_done(&a->watches);
 	k8s_client_free(a->k8s);
+	loop_free(a->loop);
 	free(a);
 }
 
@@ -411,14 +486,19 @@ static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t tak
 	enum verdict_action act;
 
 	const struct holder_watch *w = watches_usable(&a->watches, e->serial);
+	bool from_watch = w != NULL;
+	char w_ns[sizeof(w->ns)], w_name[sizeof(w->name)];
 
-	if (w != NULL) {
+	e->rejudge = false;
+	if (from_watch) {
 		/* The watch keeps this snapshot current: no GET needed. */
 		memset(&r, 0, sizeof(r));
+		snprintf(w_ns, sizeof(w_ns), "%s", w->ns);
+		snprintf(w_name, sizeof(w_name), "%s", w->name);
 		r.l.taken_us = taken_db_us;
 		r.l.res = &r.res;
-		r.l.ns = w->ns;
-		r.l.name = w->name;
+		r.l.ns = w_ns;
+		r.l.name = w_name;
 		r.l.outcome = w->gone ? K8S_GONE : K8S_POD;
 		r.l.pod = w->gone ? NULL : &w->pod;
 		r.res.outcome = r.l.outcome;
@@ -429,6 +509,13 @@ static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t tak
 	}
 	verdict_decide(e, l, &vs, mono, &v);
 	verdict_learn(e, l);
+	/*
+	 * From here on this task waits (the session guard, the release), and
+	 * meanwhile the watch's snapshot may change or move: nothing below
+	 * reads it. A change will have set e->rejudge.
+	 */
+	if (from_watch)
+		r.l.pod = NULL;
 	act_session_guard(a, d, e, taken_db_us,
 		      c->mode != CFG_MODE_CHECK && verdict_act(&v, &gate) == VERDICT_RELEASE, &v);
 	if (v.rule == VERDICT_UNRESOLVED_NOT_FOUND) {
@@ -459,7 +546,7 @@ static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t tak
 	 * A GET that showed the holder pod: watch it from that snapshot (it
 	 * moves into the watch), so the next change is judged at once.
 	 */
-	if (w == NULL && l->pod == &r.pod && e->holder_pod[0] != '\0' &&
+	if (!from_watch && l->pod == &r.pod && e->holder_pod[0] != '\0' &&
 	    strcmp(r.pod.ns, e->holder_ns) == 0 && strcmp(r.pod.name, e->holder_pod) == 0 &&
 	    watches_follow(&a->watches, e->serial, e->holder_ns, e->holder_pod, &r.pod) != NULL)
 		r.l.pod = NULL;
@@ -586,23 +673,82 @@ static int poll_db(struct arbiter *a, struct arbiter_db *d)
 	return 0;
 }
 
-int arbiter_cycle(struct arbiter *a)
+/* Publishes the status for /metrics, /locks and the page, when there is one. */
+static void publish(struct arbiter *a)
 {
-	int failed = 0;
+	if (a->status != NULL && status_publish(a->status, a) < 0)
+		log_error("out of memory publishing the status", NULL);
+}
 
-	a->any_too_young = false;
-	if (a->k8s != NULL)
-		check_identity(a, timeutil_mono_us());
-
-	for (size_t i = 0; i < a->n_dbs && !*a->stop; i++)
-		if (poll_db(a, &a->dbs[i]) < 0)
-			failed++;
-	/* A watch lives exactly as long as its episode: the others stop now. */
+/* A watch lives exactly as long as its episode: the others stop now. */
+static void sweep_watches(struct arbiter *a)
+{
 	for (size_t i = 0; i < a->n_dbs; i++)
 		for (size_t j = 0; j < a->dbs[i].n_tables; j++)
 			if (a->dbs[i].state[j].current != NULL)
 				watches_mark(&a->watches, a->dbs[i].state[j].current->serial);
 	watches_sweep(&a->watches);
+}
+
+/* The identity check as a task of its own, once. */
+static void identity_once(void *arg)
+{
+	struct arbiter *a = arg;
+
+	check_identity(a, timeutil_mono_us());
+}
+
+/* And for the life of the daemon: when due, or again a poll later when the API did not answer. */
+static void identity_task(void *arg)
+{
+	struct arbiter *a = arg;
+
+	while (!*a->stop) {
+		int64_t now = timeutil_mono_us(), next;
+
+		check_identity(a, now);
+		publish(a);
+		next = a->identity_next_mono_us > now ? a->identity_next_mono_us
+						      : now + a->cfg->poll_interval_us;
+		if (loop_wait(a->loop, &a->identity_next_mono_us, next) < 0)
+			return;
+	}
+}
+
+/* One database's pass, as a task: once and check run one per database at once. */
+static void db_once(void *arg)
+{
+	struct arbiter_db *d = arg;
+
+	d->cycle_rc = poll_db(d->a, d);
+}
+
+/* Runs the loop until every task has ended. */
+static void run_tasks(struct arbiter *a)
+{
+	while (loop_tasks(a->loop) > 0)
+		if (loop_run_once(a->loop, 100 * TIMEUTIL_MS) < 0)
+			log_error("event loop: poll failed", NULL);
+}
+
+int arbiter_cycle(struct arbiter *a)
+{
+	int failed = 0;
+
+	a->any_too_young = false;
+	if (a->k8s != NULL && a->identity_required && loop_spawn(a->loop, "identity", identity_once, a) == 0)
+		run_tasks(a);
+	for (size_t i = 0; i < a->n_dbs; i++) {
+		a->dbs[i].cycle_rc = -ENOMEM;
+		if (!*a->stop && loop_spawn(a->loop, a->dbs[i].label, db_once, &a->dbs[i]) < 0)
+			log_error("out of memory starting a database task", "database",
+				  a->dbs[i].label, NULL);
+	}
+	run_tasks(a);
+	for (size_t i = 0; i < a->n_dbs; i++)
+		if (a->dbs[i].cycle_rc < 0)
+			failed++;
+	sweep_watches(a);
 	return failed;
 }
 
@@ -624,9 +770,9 @@ static void sleep_until(const struct arbiter *a, int64_t deadline)
 }
 
 /*
- * A watch event changed a holder's snapshot: judge that lock now, at the
- * database time estimated from its last poll (the clock skew covers the
- * estimate), instead of at the next poll.
+ * A watch event changed a holder's snapshot: the database task that
+ * follows the lock judges it again now, instead of at its next poll. This
+ * runs in the loop, not in a task, so it only marks and wakes.
  */
 static void on_watch_change(void *ctx, struct holder_watch *w)
 {
@@ -635,26 +781,64 @@ static void on_watch_change(void *ctx, struct holder_watch *w)
 	for (size_t k = 0; k < a->n_dbs; k++) {
 		struct arbiter_db *d = &a->dbs[k];
 
-		if (!d->up || !db_is_connected(d->db))
-			continue;
 		for (size_t i = 0; i < d->n_tables; i++) {
-			const struct episode *e = d->state[i].current;
+			struct episode *e = d->state[i].current;
 			if (e == NULL || e->serial != w->serial)
 				continue;
-			int64_t mono = timeutil_mono_us();
-			judge(a, d, i, d->last_poll_db_us + (mono - d->last_poll_mono_us), mono);
-			/* /metrics, /locks and the page show the event's verdict now. */
-			if (a->status != NULL && status_publish(a->status, a) < 0)
-				log_error("out of memory publishing the status", NULL);
+			e->rejudge = true;
+			d->rejudge = true;
+			loop_wake(a->loop, d);
 			return;
+		}
+	}
+}
+
+/*
+ * Judges again the locks whose holder changed, at the database time
+ * estimated from the last poll (the clock skew covers the estimate).
+ */
+static void rejudge(struct arbiter *a, struct arbiter_db *d)
+{
+	d->rejudge = false;
+	if (!d->up || !db_is_connected(d->db))
+		return; /* the next poll judges them */
+	for (size_t i = 0; i < d->n_tables; i++) {
+		const struct episode *e = d->state[i].current;
+		if (e == NULL || !e->rejudge)
+			continue;
+		int64_t mono = timeutil_mono_us();
+		judge(a, d, i, d->last_poll_db_us + (mono - d->last_poll_mono_us), mono);
+	}
+	/* /metrics, /locks and the page show the event's verdict now. */
+	publish(a);
+}
+
+/* One database for the life of the daemon: a poll every interval, and a verdict on every event. */
+static void db_task(void *arg)
+{
+	struct arbiter_db *d = arg;
+	struct arbiter *a = d->a;
+	int64_t next = timeutil_mono_us();
+
+	while (!*a->stop) {
+		poll_db(a, d);
+		sweep_watches(a);
+		publish(a);
+		next += a->cfg->poll_interval_us;
+		/* After a slow cycle, start again now instead of catching up. */
+		if (next < timeutil_mono_us())
+			next = timeutil_mono_us();
+		while (!*a->stop && timeutil_mono_us() < next) {
+			if (d->rejudge)
+				rejudge(a, d);
+			else if (loop_wait(a->loop, d, next) < 0)
+				return;
 		}
 	}
 }
 
 int arbiter_run(struct arbiter *a)
 {
-	int64_t next = timeutil_mono_us();
-
 	char n[24];
 
 	snprintf(n, sizeof(n), "%zu", a->n_dbs);
@@ -667,16 +851,25 @@ int arbiter_run(struct arbiter *a)
 		log_warn("LOCKGRANTED is trusted in the configured zone: a lock found held at start "
 			 "is judged with it unchecked; a wrong zone can release a live lock",
 			 "lockgranted_timezone", a->cfg->lockgranted_timezone, NULL);
-	while (!*a->stop) {
-		arbiter_cycle(a);
-		if (a->status != NULL && status_publish(a->status, a) < 0)
-			log_error("out of memory publishing the status", NULL);
-		next += a->cfg->poll_interval_us;
-		/* After a slow cycle, start again now instead of catching up. */
-		if (next < timeutil_mono_us())
-			next = timeutil_mono_us();
-		watches_wait(&a->watches, next, a->stop, on_watch_change, a);
+	/* The first identity check comes before any database is judged. */
+	if (a->k8s != NULL && a->identity_required) {
+		if (loop_spawn(a->loop, "identity", identity_once, a) == 0)
+			run_tasks(a);
+		if (loop_spawn(a->loop, "identity", identity_task, a) < 0) {
+			log_error("out of memory starting the identity task", NULL);
+			return 1;
+		}
 	}
+	for (size_t i = 0; i < a->n_dbs; i++) {
+		if (loop_spawn(a->loop, a->dbs[i].label, db_task, &a->dbs[i]) < 0) {
+			log_error("out of memory starting a database task", "database",
+				  a->dbs[i].label, NULL);
+			*(volatile sig_atomic_t *)a->stop = 1;
+			break;
+		}
+	}
+	publish(a);
+	run_tasks(a);
 	log_info("stopping", NULL);
 	return 0;
 }

@@ -1,9 +1,11 @@
 /*
  * arbiter.h - the main loop: poll every database, follow episodes, decide.
  *
- * One main thread owns everything here. The struct definitions are shared
- * with the daemon's reporting code (report.c), which reads them between
- * cycles on the same thread.
+ * One main thread owns everything here, running one event loop (loop.h):
+ * each database is a task of its own that polls, judges and acts, so a
+ * database that stops answering holds up only its own task; the cluster
+ * identity check is another. The struct definitions are shared with the
+ * daemon's reporting code (report.c), which reads them on the same thread.
  */
 #ifndef LOCK_ARBITER_ARBITER_H
 #define LOCK_ARBITER_ARBITER_H
@@ -11,6 +13,7 @@
 #include "cfg.h"
 #include "episode.h"
 #include "histogram.h"
+#include "loop.h"
 #include "status.h"
 #include "watch.h"
 
@@ -25,6 +28,7 @@
 
 
 struct arbiter_db {
+	struct arbiter *a;
 	struct db *db;
 	const char *label; /* owned by db */
 	struct db_table *tables; /* as db_discover returned them */
@@ -49,6 +53,10 @@ struct arbiter_db {
 	/* --lockgranted-timezone: checked against the server, then trusted until contradicted. */
 	bool zone_checked;
 	bool zone_trusted;
+
+	/* A watch event changed one of this database's holders: judge again now. */
+	bool rejudge;
+	int cycle_rc; /* the last arbiter_cycle's poll_db result */
 };
 
 /* Counters since start, for logs and metrics. */
@@ -72,6 +80,7 @@ struct arbiter {
 	struct arbiter_db *dbs;
 	size_t n_dbs;
 	const volatile sig_atomic_t *stop;
+	struct loop *loop;
 
 	struct k8s_client *k8s; /* NULL when no API is configured (check only) */
 	struct holder_watches watches; /* run mode: the holder pods' watches */
@@ -96,12 +105,16 @@ struct arbiter *arbiter_new(const struct cfg *cfg, const volatile sig_atomic_t *
 void arbiter_free(struct arbiter *a);
 
 /*
- * One pass over every database: connect if needed, discover if due, poll,
- * follow episodes. Returns the number of databases that could not be read.
+ * One pass over every database, all at once: connect if needed, discover
+ * if due, poll, follow episodes; returns when every database is done.
+ * Returns the number of databases that could not be read.
  */
 int arbiter_cycle(struct arbiter *a);
 
-/* Cycles every poll interval until *stop is set; returns the exit status. */
+/*
+ * Polls each database every poll interval, on its own schedule, and judges
+ * again on every watch event, until *stop is set; returns the exit status.
+ */
 int arbiter_run(struct arbiter *a);
 
 /*

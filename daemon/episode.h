@@ -50,6 +50,7 @@ struct episode {
 	char holder_addrs[4][64];   /* the IPs that pod had while seen (session guard) */
 	size_t n_holder_addrs;
 	int64_t orphan_seen_us;     /* database time of the first ORPHANED verdict; 0 none */
+	bool rejudge;               /* a watch event changed the holder since the last verdict */
 
 	/* The last verdict (verdict.h values), kept for logs, check and /locks. */
 	struct episode_judgement {

@@ -2,6 +2,9 @@
 
 #include "timeutil.h"
 
+_Static_assert(LOOP_IN == K8S_WATCH_IN && LOOP_OUT == K8S_WATCH_OUT,
+	       "the loop and the watch set name readiness alike");
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -200,38 +203,78 @@ static void resume_due(struct holder_watches *hw, int64_t now)
 	}
 }
 
-void watches_wait(struct holder_watches *hw, int64_t deadline_mono_us,
-		  const volatile sig_atomic_t *stop,
-		  void (*on_change)(void *ctx, struct holder_watch *w), void *ctx)
+/* The earliest resume that falls due; -1: none. */
+static int64_t next_resume(const struct holder_watches *hw)
 {
-	for (;;) {
-		int64_t now = timeutil_mono_us(), left = deadline_mono_us - now;
-		struct k8s_watch_event ev;
+	int64_t at = -1;
 
-		if (left <= 0 || *stop)
-			return;
-		/* Short slices: a signal, a resume that falls due, are seen soon. */
-		if (left > 100 * TIMEUTIL_MS)
-			left = 100 * TIMEUTIL_MS;
-		if (hw->set == NULL) {
-			struct timespec ts = {0, (long)left * 1000};
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		resume_due(hw, now);
-		k8s_watches_poll(hw->set, left);
-		while (k8s_watches_next(hw->set, &ev) == 1) {
-			uint64_t id = ev.id;
-			bool changed = apply(hw, &ev);
+	for (size_t i = 0; i < hw->n; i++) {
+		const struct holder_watch *w = &hw->w[i];
+		if (!w->streaming && w->resume_at_mono_us != 0 &&
+		    (at < 0 || w->resume_at_mono_us < at))
+			at = w->resume_at_mono_us;
+	}
+	return at;
+}
 
-			k8s_watch_event_done(&ev);
-			if (changed && on_change != NULL) {
-				struct holder_watch *w = by_id(hw, id);
-				if (w != NULL)
-					on_change(ctx, w);
-			}
+static size_t src_fds(void *ctx, int *fds, int *events, size_t cap)
+{
+	struct holder_watches *hw = ctx;
+
+	return hw->set != NULL ? k8s_watches_fds(hw->set, fds, events, cap) : 0;
+}
+
+static int64_t src_timeout(void *ctx)
+{
+	struct holder_watches *hw = ctx;
+	int64_t t = hw->set != NULL ? k8s_watches_timeout_us(hw->set) : -1;
+	int64_t r = next_resume(hw);
+
+	if (r >= 0) {
+		r -= timeutil_mono_us();
+		if (r < 0)
+			r = 0;
+		if (t < 0 || r < t)
+			t = r;
+	}
+	return t;
+}
+
+static void src_ready(void *ctx, const int *fds, const int *revents, size_t n)
+{
+	struct holder_watches *hw = ctx;
+	struct k8s_watch_event ev;
+
+	if (hw->set == NULL)
+		return;
+	resume_due(hw, timeutil_mono_us());
+	/* LOOP_IN and LOOP_OUT are K8S_WATCH_IN and K8S_WATCH_OUT. */
+	for (size_t i = 0; i < n; i++)
+		if (revents[i] != 0)
+			k8s_watches_action(hw->set, fds[i], revents[i]);
+	if (k8s_watches_timeout_us(hw->set) == 0)
+		k8s_watches_action(hw->set, -1, 0);
+	while (k8s_watches_next(hw->set, &ev) == 1) {
+		uint64_t id = ev.id;
+		bool changed = apply(hw, &ev);
+
+		k8s_watch_event_done(&ev);
+		if (changed && hw->on_change != NULL) {
+			struct holder_watch *w = by_id(hw, id);
+			if (w != NULL)
+				hw->on_change(hw->on_change_ctx, w);
 		}
 	}
+}
+
+int watches_attach(struct holder_watches *hw, struct loop *l,
+		   void (*on_change)(void *ctx, struct holder_watch *w), void *ctx)
+{
+	struct loop_source src = {src_fds, src_timeout, src_ready, hw};
+
+	hw->on_change = on_change;
+	hw->on_change_ctx = ctx;
+	return loop_add_source(l, &src);
 }
 
 size_t watches_open(const struct holder_watches *hw)

@@ -16,10 +16,13 @@
  *
  * Owned by the arbiter, used on its one thread. Watches are keyed by the
  * serial of the episode they follow, never reused, so a watch can never
- * be mistaken for a later lock's.
+ * be mistaken for a later lock's. The array moves as watches come and go:
+ * a task must not keep a struct holder_watch pointer across a wait.
  */
 #ifndef LOCK_ARBITER_WATCH_H
 #define LOCK_ARBITER_WATCH_H
+
+#include "loop.h"
 
 #include <k8s.h>
 #include <stdbool.h>
@@ -43,6 +46,8 @@ struct holder_watches {
 	size_t n, cap;
 	uint64_t next_id;
 	uint64_t events_by_type[8]; /* kubernetes_watch_events_total{type} */
+	void (*on_change)(void *ctx, struct holder_watch *w);
+	void *on_change_ctx;
 };
 
 /* Creates the set on k. 0, or a negative errno with err filled. */
@@ -72,14 +77,14 @@ void watches_mark(struct holder_watches *hw, uint64_t serial);
 void watches_sweep(struct holder_watches *hw);
 
 /*
- * Waits until deadline_mono_us (or a signal) for watch traffic, applies
- * every event to its watch, and calls on_change for each watch whose
- * snapshot changed (a POD or DELETED event). Resumes ended streams when
- * their backoff is over.
+ * Makes the watches a source of the event loop: on its traffic every event
+ * is applied to its watch, and on_change is called (from the loop, not a
+ * task: it must not wait) for each watch whose snapshot changed (a POD or
+ * DELETED event). Ended streams are resumed when their backoff is over.
+ * 0 or -ENOSPC.
  */
-void watches_wait(struct holder_watches *hw, int64_t deadline_mono_us,
-		  const volatile sig_atomic_t *stop,
-		  void (*on_change)(void *ctx, struct holder_watch *w), void *ctx);
+int watches_attach(struct holder_watches *hw, struct loop *l,
+		   void (*on_change)(void *ctx, struct holder_watch *w), void *ctx);
 
 /* Open watch connections, for kubernetes_watches. */
 size_t watches_open(const struct holder_watches *hw);

@@ -148,6 +148,8 @@ void db_options_default(struct db_options *o)
 	o->backoff_min_us = 250 * INT64_C(1000);
 	o->backoff_max_us = 15 * INT64_C(1000000);
 	o->interrupt = NULL;
+	o->wait = NULL;
+	o->wait_ctx = NULL;
 }
 
 /* ---- label ------------------------------------------------------------ */

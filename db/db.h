@@ -9,9 +9,10 @@
  * errno with a one-line detail in the caller's err buffer (never a
  * password).
  *
- * Every round trip is asynchronous underneath (PQsendQueryParams + poll())
- * and bounded by opts.query_timeout_us, so a dead network cannot stall the
- * caller; when *opts.interrupt becomes non-zero during a wait the call gives
+ * Every round trip is asynchronous underneath (PQsendQueryParams, and
+ * PQconnectStart for connecting), waits through opts.wait (the caller's
+ * event loop) or poll(), and is bounded by opts.query_timeout_us, so a
+ * dead network cannot stall the caller; when *opts.interrupt becomes non-zero during a wait the call gives
  * up with -EINTR. Identifiers are always quoted, values always passed as
  * parameters.
  *
@@ -45,9 +46,19 @@ struct db_options {
 	int64_t backoff_min_us;         /* first reconnect delay */
 	int64_t backoff_max_us;         /* cap of the doubling delay */
 	const volatile sig_atomic_t *interrupt; /* may be NULL */
+	/*
+	 * The caller's event loop, or NULL (then the library polls itself).
+	 * Called for every wait on the connection's socket: returns when fd
+	 * has one of events (the revents, > 0), at the CLOCK_MONOTONIC
+	 * deadline (0), or when the caller gives up (-EINTR); -EAGAIN when it
+	 * cannot wait now (the library then polls itself). This is how a
+	 * database that stops answering holds up only its own caller.
+	 */
+	int (*wait)(void *ctx, int fd, short events, int64_t deadline_us);
+	void *wait_ctx;
 };
 
-/* Fills o with the defaults: 2 s, 5 s, 1 s, 5 s, 250 ms, 15 s, NULL. */
+/* Fills o with the defaults: 2 s, 5 s, 1 s, 5 s, 250 ms, 15 s, no interrupt, no loop. */
 void db_options_default(struct db_options *o);
 
 struct db;

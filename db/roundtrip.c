@@ -33,6 +33,14 @@
 
 int db_wait(struct db *db, int fd, short events, int64_t deadline)
 {
+	if (db->opts.wait != NULL && db_mono_us() >= deadline)
+		return -ETIMEDOUT;
+	if (db->opts.wait != NULL) {
+		/* The caller's loop has its own deadlines and its own stop flag. */
+		int r = db->opts.wait(db->opts.wait_ctx, fd, events, deadline);
+		if (r != -EAGAIN)
+			return r > 0 ? 1 : r == 0 ? -ETIMEDOUT : r;
+	}
 	for (;;) {
 		int64_t left = deadline - db_mono_us();
 		struct pollfd p = {.fd = fd, .events = events};

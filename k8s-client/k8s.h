@@ -2,7 +2,10 @@
  * k8s.h - the Kubernetes API client of lock-arbiter (DESIGN.md section 7).
  *
  * What it does: reads a pod (POD, GONE or UNKNOWN), lists pods by IP, posts
- * a core/v1 Event. How: one reused libcurl handle, connect timeout 2 s,
+ * a core/v1 Event, watches pods (watch.h). How: libcurl's multi interface
+ * (each request on its own handle, connections reused), driven by the
+ * caller's event loop or, without one, by the client itself; connect
+ * timeout 2 s,
  * request timeout 5 s, response bodies capped at 1 MiB, TLS always
  * verified, the bearer token re-read every 60 s and after a 401 (the old one
  * is kept when the re-read fails). Path segments are validated (DNS-1123)
@@ -68,6 +71,16 @@ struct k8s_config {
 	 */
 	void (*observe)(void *ctx, const char *verb, long code, int64_t duration_us);
 	void *observe_ctx;
+	/*
+	 * The caller's event loop, or NULL. While a request waits for its
+	 * answer the client calls suspend, which returns 0 after the caller's
+	 * loop has called k8s_client_action (the request may then be done),
+	 * or a negative errno when the caller cannot wait now: the client
+	 * then polls its own descriptors for up to 100 ms. NULL: the client
+	 * always polls (the request blocks its caller, within its timeouts).
+	 */
+	int (*suspend)(void *ctx);
+	void *suspend_ctx;
 };
 
 /* A resourceVersion we accept: 1 to K8S_RV_MAX-1 bytes of printable ASCII, no space. */
@@ -158,7 +171,20 @@ struct k8s_client;
 
 /* NULL with err filled when the configuration is unusable. Copies cfg. */
 struct k8s_client *k8s_client_new(const struct k8s_config *cfg, char *err, size_t cap);
+/* No request may be waiting (every caller has returned). Accepts NULL. */
 void k8s_client_free(struct k8s_client *k);
+
+/*
+ * The client's side of the caller's event loop, as the watches' (watch.h):
+ * the descriptors its requests wait on (events K8S_WATCH_IN|OUT; returns
+ * how many, which may exceed cap), how long the caller may sleep before
+ * calling k8s_client_action(k, -1, 0) for libcurl's timer (-1: no timer),
+ * and the call that lets libcurl work on a ready descriptor (or the timer)
+ * and marks finished requests done. 0 or -EIO.
+ */
+size_t k8s_client_fds(const struct k8s_client *k, int *fds, int *events, size_t cap);
+int64_t k8s_client_timeout_us(const struct k8s_client *k);
+int k8s_client_action(struct k8s_client *k, int fd, int events);
 
 /*
  * GET /api/v1/namespaces/NS/pods/NAME. ns must be a DNS-1123 label and name

@@ -137,3 +137,17 @@ int k8s_time_format(int64_t us, bool micro, char *buf, size_t cap)
 		return -EINVAL;
 	return 0;
 }
+
+int64_t k8s_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t k8s_wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}

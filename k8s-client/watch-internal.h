@@ -5,8 +5,6 @@
 #ifndef LOCK_ARBITER_K8S_WATCH_INTERNAL_H
 #define LOCK_ARBITER_K8S_WATCH_INTERNAL_H
 
-#include <time.h>
-
 #include "k8s-internal.h"
 
 struct node {
@@ -39,34 +37,16 @@ struct watch {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-struct fdrec {
-	int fd;
-	int events;
-};
-
 struct k8s_watches {
 	struct k8s_client *k;
 	struct k8s_watch_config cfg;
-	CURLM *multi;
+	struct k8s_multi m; /* the connections, with their descriptors and timer */
 	struct watch *list;
 	size_t n;
 	struct node *head, *tail;
-	struct fdrec *fds;
-	size_t n_fds, cap_fds;
-	int64_t deadline_us; /* curl's timer, CLOCK_MONOTONIC; -1: none */
 	uint32_t rng;
 };
 
-static inline int64_t watch_mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* libcurl's CURLMOPT_SOCKETFUNCTION and CURLMOPT_TIMERFUNCTION (watch-loop.c). */
-int k8s_watches_on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *socketp);
-int k8s_watches_on_timer(CURLM *multi, long timeout_ms, void *arg);
 /* Turns the transfers libcurl has finished into terminal events (watch.c). */
 void k8s_watches_collect(struct k8s_watches *ws);
 

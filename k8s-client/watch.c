@@ -198,7 +198,7 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
 	if (w->dec.len == 0 && !w->dec.skipping)
 		w->partial_since_us = 0;
 	else if (w->partial_since_us == 0)
-		w->partial_since_us = watch_mono_us();
+		w->partial_since_us = k8s_mono_us();
 	return len;
 }
 
@@ -218,7 +218,7 @@ static void wipe_slist(struct curl_slist *l)
 static void disconnect(struct watch *w)
 {
 	if (w->h != NULL) {
-		curl_multi_remove_handle(w->ws->multi, w->h);
+		curl_multi_remove_handle(w->ws->m.multi, w->h);
 		curl_easy_cleanup(w->h);
 		w->h = NULL;
 	}
@@ -324,9 +324,9 @@ static int connect_watch(struct watch *w, bool force_token)
 #undef SET
 	free(url);
 	w->errbuf[0] = '\0';
-	if (rc != CURLE_OK || curl_multi_add_handle(ws->multi, c) != CURLM_OK)
+	if (rc != CURLE_OK || curl_multi_add_handle(ws->m.multi, c) != CURLM_OK)
 		goto fail;
-	w->started_us = watch_mono_us();
+	w->started_us = k8s_mono_us();
 	return 0;
 fail:
 	disconnect(w);
@@ -344,7 +344,7 @@ static bool finished(struct watch *w, CURLcode rc)
 	long code = w->code;
 	if (code == 0)
 		curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &code);
-	int64_t took = watch_mono_us() - w->started_us;
+	int64_t took = k8s_mono_us() - w->started_us;
 	if (kc->observe != NULL)
 		kc->observe(kc->observe_ctx, "watch", code, took);
 	if (w->ended)
@@ -387,7 +387,7 @@ void k8s_watches_collect(struct k8s_watches *ws)
 {
 	CURLMsg *m;
 	int left;
-	while ((m = curl_multi_info_read(ws->multi, &left)) != NULL) {
+	while ((m = curl_multi_info_read(ws->m.multi, &left)) != NULL) {
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		struct watch *w = NULL;
@@ -405,7 +405,7 @@ void k8s_watches_collect(struct k8s_watches *ws)
 		}
 	}
 	/* Streams whose current event line has stalled end now (see K8S_WATCH_STALL_US). */
-	int64_t now = watch_mono_us();
+	int64_t now = k8s_mono_us();
 	for (struct watch *w = ws->list; w != NULL; w = w->next) {
 		if (w->h == NULL || w->ended || w->partial_since_us == 0 ||
 		    now - w->partial_since_us < K8S_WATCH_STALL_US)
@@ -446,25 +446,18 @@ struct k8s_watches *k8s_watches_new(struct k8s_client *k, const struct k8s_watch
 		return NULL;
 	}
 	struct k8s_watches *ws = calloc(1, sizeof(*ws));
-	if (ws == NULL || (ws->multi = curl_multi_init()) == NULL) {
+	if (ws == NULL || k8s_multi_init(&ws->m) < 0) {
 		free(ws);
 		k8s_fail(err, cap, "out of memory");
 		return NULL;
 	}
 	ws->k = k;
 	ws->cfg = *cfg;
-	ws->deadline_us = -1;
-	ws->rng = (uint32_t)watch_mono_us() ^ (uint32_t)(uintptr_t)ws;
+	ws->m.on_fd = cfg->on_fd;
+	ws->m.on_fd_ctx = cfg->on_fd_ctx;
+	ws->rng = (uint32_t)k8s_mono_us() ^ (uint32_t)(uintptr_t)ws;
 	if (ws->rng == 0)
 		ws->rng = 1;
-	if (curl_multi_setopt(ws->multi, CURLMOPT_SOCKETFUNCTION, k8s_watches_on_socket) != CURLM_OK ||
-	    curl_multi_setopt(ws->multi, CURLMOPT_SOCKETDATA, ws) != CURLM_OK ||
-	    curl_multi_setopt(ws->multi, CURLMOPT_TIMERFUNCTION, k8s_watches_on_timer) != CURLM_OK ||
-	    curl_multi_setopt(ws->multi, CURLMOPT_TIMERDATA, ws) != CURLM_OK) {
-		k8s_watches_free(ws);
-		k8s_fail(err, cap, "libcurl multi handle setup failed");
-		return NULL;
-	}
 	return ws;
 }
 
@@ -485,9 +478,7 @@ void k8s_watches_free(struct k8s_watches *ws)
 		ws->list = w->next;
 		free_watch(ws, w);
 	}
-	/* Closes the connections kept for reuse; on_fd hears of each. */
-	curl_multi_cleanup(ws->multi);
-	free(ws->fds);
+	k8s_multi_done(&ws->m);
 	free(ws);
 }
 

@@ -10,7 +10,7 @@
   synthetic series (`promtool test rules`), and its metrics are the daemon's;
 - every flag and variable the manifests give exists in `lock-arbiter --help`,
   the required ones are there, and the binary accepts the configuration;
-- the Roles grant exactly the API calls k8s-client/client.c makes;
+- the Roles grant exactly the API calls the k8s-client library makes;
 - the arbiter's containers are hardened, sized and probed as their form wants;
 - the Containerfile installs exactly the packages of the libraries the binary
   links, and builds from what meson needs.
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import kube_tools  # noqa: E402
 MANIFESTS = ROOT / "manifests"
 CONTAINERFILE = ROOT / "Containerfile"
-CLIENT_C = ROOT / "k8s-client" / "client.c"
+CLIENT_DIR = ROOT / "k8s-client"
 WATCH_C = ROOT / "k8s-client" / "watch.c"
 BIN = os.environ.get("LOCK_ARBITER_BIN") or str(ROOT / "build" / "daemon" / "lock-arbiter")
 
@@ -517,30 +517,40 @@ def test_daemon_accepts_the_configuration(name):
 # ---- RBAC ---------------------------------------------------------------
 
 def client_calls():
-    """The API calls of k8s-client/client.c: (method, path template, metrics verb).
+    """The API calls of the k8s-client library: (method, path template, metrics verb).
 
-    Each call is `request(k, "VERB", url, BODY, ...)` after the URL is made
-    with `join(k->base, "/api/v1/namespaces/", ns, "/pods/", name, ...)`; a
-    body means POST (exchange() sets CURLOPT_POSTFIELDS), none GET.
+    Each call is `k8s_request(k, "VERB", url, BODY, ...)` (or lookup.c's
+    `fetch(k, "VERB", url, BODY, ...)`, which passes its verb on) after the
+    URL is made with `k8s_join(k->base, "/api/v1/namespaces/", ns, "/pods/",
+    name, ...)` in the same file; a body means POST (transport.c's exchange()
+    sets CURLOPT_POSTFIELDS), none GET.
     """
-    src = CLIENT_C.read_text()
-    assert "CURLOPT_CUSTOMREQUEST" not in src and "CURLOPT_UPLOAD" not in src, \
-        "the client uses methods other than GET and POST: extend this test"
     calls = []
-    for m in re.finditer(r'request\(k, "(\w+)", url, (\w+),', src):
-        joins = list(re.finditer(r"join\(k->base,(.*?)\(char \*\)NULL\)", src[:m.start()], re.S))
-        assert joins, "a request without a URL built before it"
-        parts = joins[-1].group(1).split(",")
-        path = "".join(p.strip()[1:-1] if p.strip().startswith('"') else "{" + p.strip() + "}"
-                       for p in parts if p.strip())
-        calls.append(("GET" if m.group(2) == "NULL" else "POST", path, m.group(1)))
-    assert len(calls) == src.count("request(k, "), "a request this test could not read"
+    for f in sorted(CLIENT_DIR.glob("*.c")):
+        calls += file_calls(f.read_text())
     # The pod watches (watch.c) build their URL with one format string.
     watch_src = WATCH_C.read_text()
     urls = re.findall(r'"%s(/api/v1/[^"]*)"', watch_src)
     assert len(urls) == 1, urls
     path = re.sub(r"%s", "{ns}", urls[0], count=1)
     calls.append(("GET", path, "watch"))
+    return calls
+
+
+def file_calls(src):
+    """The k8s_request calls of one source file."""
+    assert "CURLOPT_CUSTOMREQUEST" not in src and "CURLOPT_UPLOAD" not in src, \
+        "the client uses methods other than GET and POST: extend this test"
+    calls = []
+    for m in re.finditer(r'(?:k8s_request|fetch)\(k, "(\w+)", url, (\w+),', src):
+        joins = list(re.finditer(r"k8s_join\(k->base,(.*?)\(char \*\)NULL\)", src[:m.start()], re.S))
+        assert joins, "a request without a URL built before it"
+        parts = joins[-1].group(1).split(",")
+        path = "".join(p.strip()[1:-1] if p.strip().startswith('"') else "{" + p.strip() + "}"
+                       for p in parts if p.strip())
+        calls.append(("GET" if m.group(2) == "NULL" else "POST", path, m.group(1)))
+    assert len(calls) == len(re.findall(r'(?:k8s_request|fetch)\(k, (?!verb,)', src)), \
+        "a request this test could not read"
     return calls
 
 
