@@ -64,6 +64,15 @@ void act_release(struct arbiter *a, struct arbiter_db *d, size_t i,
 		struct episode_releases *r = &t->releases;
 		int64_t now = timeutil_wall_us();
 
+		/*
+		 * Done with this lock before anything below waits (the Event):
+		 * its holder's later events (a replacement pod under the same
+		 * name) must not judge it again before the next poll sees the
+		 * row free.
+		 */
+		e->judgement.released = true;
+		watches_forget(&a->watches, e->serial);
+
 		r->by_rule[v->rule < EPISODE_MAX_RULES ? v->rule : 0]++;
 		r->last_us = now;
 		r->last_rule = (int)v->rule;
@@ -78,12 +87,6 @@ void act_release(struct arbiter *a, struct arbiter_db *d, size_t i,
 			 t->table, "lockedby", by, "rule", verdict_rule_code(v->rule), "evidence",
 			 v->text, NULL);
 		post_event(a, d, t, e, l, v);
-		/*
-		 * Done with this lock: its holder's later events (a replacement
-		 * pod under the same name) must not judge it again before the
-		 * next poll sees the row free. Last: l may point into the watch.
-		 */
-		watches_forget(&a->watches, e->serial);
 	} else if (rc == 0) {
 		/* The lock moved on between our read and the UPDATE: not an error. */
 		d->release_conflicts++;

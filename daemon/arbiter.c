@@ -1,6 +1,8 @@
 #include "arbiter.h"
 
-#include "act.h"
+#include "identity.h"
+#include "judge.h"
+#include "tables.h"
 #include "log.h"
 #include "text.h"
 #include "resolve.h"
@@ -216,23 +218,12 @@ struct arbiter *arbiter_new(const struct cfg *cfg, const volatile sig_atomic_t *
 	return a;
 }
 
-static void forget_tables(struct arbiter_db *d)
-{
-	for (size_t i = 0; i < d->n_tables; i++)
-		episode_table_done(&d->state[i]);
-	free(d->state);
-	db_tables_free(d->tables, d->n_tables);
-	d->state = NULL;
-	d->tables = NULL;
-	d->n_tables = 0;
-}
-
 void arbiter_free(struct arbiter *a)
 {
 	if (a == NULL)
 		return;
 	for (size_t i = 0; i < a->n_dbs; i++) {
-		forget_tables(&a->dbs[i]);
+		tables_forget(&a->dbs[i]);
 		db_free(a->dbs[i].db);
 	}
 	free(a->dbs);
@@ -256,80 +247,6 @@ static void set_up(struct arbiter_db *d, bool up, const char *why)
 		log_info("database up", "database", d->label, NULL);
 	else
 		log_warn("database down", "database", d->label, "error", why, NULL);
-}
-
-static struct episode_table *find_state(struct episode_table *st, size_t n, const char *schema,
-                                        const char *table)
-{
-	/* Entries already taken over by adopt_tables are zeroed: skip them. */
-	for (size_t i = 0; i < n; i++)
-		if (st[i].schema != NULL && strcmp(st[i].schema, schema) == 0 &&
-		    strcmp(st[i].table, table) == 0)
-			return &st[i];
-	return NULL;
-}
-
-/*
- * Replaces the table set, carrying over the episode state of tables that
- * stay, so that a rediscovery never makes a known episode look new.
- */
-static int adopt_tables(struct arbiter_db *d, struct db_table *tables, size_t n)
-{
-	struct episode_table *st = calloc(n > 0 ? n : 1, sizeof(*st));
-
-	if (st == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		struct episode_table *old =
-		    find_state(d->state, d->n_tables, tables[i].schema, tables[i].table);
-		if (old != NULL) {
-			st[i] = *old;
-			memset(old, 0, sizeof(*old));
-		} else {
-			if (episode_table_init(&st[i], tables[i].schema, tables[i].table) < 0) {
-				for (size_t j = 0; j < i; j++)
-					episode_table_done(&st[j]);
-				free(st);
-				return -ENOMEM;
-			}
-			log_info("lock table found", "database", d->label, "schema",
-			         tables[i].schema, "table", tables[i].table, NULL);
-		}
-	}
-	for (size_t i = 0; i < d->n_tables; i++) {
-		if (d->state[i].schema != NULL)
-			log_info("lock table gone", "database", d->label, "schema",
-			         d->state[i].schema, "table", d->state[i].table, NULL);
-	}
-	forget_tables(d);
-	d->state = st;
-	d->tables = tables;
-	d->n_tables = n;
-	return 0;
-}
-
-static int discover(struct arbiter *a, struct arbiter_db *d)
-{
-	struct db_table *tables;
-	size_t n;
-	char err[256];
-	int rc;
-
-	rc = db_discover(d->db, a->cfg->table, a->cfg->schemas.items, a->cfg->schemas.n, &tables,
-	                 &n, err, sizeof(err));
-	if (rc < 0) {
-		set_up(d, false, err);
-		return rc;
-	}
-	rc = adopt_tables(d, tables, n);
-	if (rc < 0) {
-		db_tables_free(tables, n);
-		return rc;
-	}
-	if (n == 0 && !d->discovered)
-		log_warn("no lock table found", "database", d->label, "table", a->cfg->table, NULL);
-	d->discovered = true;
-	return 0;
 }
 
 /*
@@ -364,193 +281,6 @@ static void log_episode(const char *msg, const struct arbiter_db *d, const struc
 	log_info(msg, "database", d->label, "schema", t->schema, "table", t->table, "lockedby",
 	         e->lockedby != NULL ? e->lockedby : "", "lockgranted",
 	         e->lockgranted != NULL ? e->lockgranted : "", "holder", holder, NULL);
-}
-
-/*
- * The cluster identity check: in cluster, the API must show this
- * arbiter's own pod (with POD_UID when given) before anything is released,
- * and again every 5 minutes. An API that does not know us is the wrong API.
- * No answer keeps the last state and asks again next cycle.
- */
-static void check_identity(struct arbiter *a, int64_t mono)
-{
-	const struct cfg *c = a->cfg;
-	struct k8s_pod pod;
-	struct k8s_result res;
-	bool ok;
-
-	if (!a->identity_required || mono < a->identity_next_mono_us)
-		return;
-	switch (k8s_get_pod(a->k8s, c->pod_namespace, c->pod_name, &pod, &res)) {
-	case K8S_POD:
-		ok = c->pod_uid == NULL || strcmp(pod.uid, c->pod_uid) == 0;
-		snprintf(a->identity_reason, sizeof(a->identity_reason),
-			 ok ? "the API shows this arbiter's pod %s/%s"
-			    : "the API shows a pod %s/%s with another uid than POD_UID: wrong cluster",
-			 c->pod_namespace, c->pod_name);
-		k8s_pod_done(&pod);
-		break;
-	case K8S_GONE:
-		ok = false;
-		snprintf(a->identity_reason, sizeof(a->identity_reason),
-			 "the API does not know this arbiter's pod %s/%s: wrong cluster",
-			 c->pod_namespace, c->pod_name);
-		break;
-	default:
-		if (!a->identity_ok)
-			snprintf(a->identity_reason, sizeof(a->identity_reason),
-				 "cannot check this arbiter's pod: %ld %s", res.http_code,
-				 res.reason);
-		return;
-	}
-	a->identity_next_mono_us = mono + (c->test_identity_every_us > 0 ? c->test_identity_every_us
-									 : ARBITER_IDENTITY_EVERY_US);
-	if (ok != a->identity_ok || !a->identity_logged) {
-		if (ok)
-			log_info("cluster identity confirmed", "detail", a->identity_reason, NULL);
-		else
-			log_error("cluster identity check failed: no releases", "detail",
-				  a->identity_reason, NULL);
-	}
-	a->identity_ok = ok;
-	a->identity_logged = true;
-}
-
-static void log_action(const struct arbiter_db *d, const struct episode_table *t,
-		       const struct verdict *v, enum verdict_action act)
-{
-	const char *by = t->current->lockedby != NULL ? t->current->lockedby : "";
-	const char *msg = act == VERDICT_WOULD_RELEASE ? "would release (dry run)"
-			  : act == VERDICT_NOT_LEADER ? "orphaned; another arbiter is the leader"
-						      : "orphaned; not released: cluster identity not confirmed";
-
-	log_warn(msg, "database", d->label, "schema", t->schema, "table", t->table, "lockedby",
-		 by, "rule", verdict_rule_code(v->rule), "evidence", v->text, NULL);
-}
-
-/*
- * A HOST holder that names no pod: which pod has its address, if any. Only
- * a hint for people (DESIGN.md: the address confirms, it never names), asked
- * once per episode.
- */
-static void address_hint(struct arbiter *a, struct episode *e)
-{
-	struct episode_judgement *j = &e->judgement;
-	const struct cfg_list *ns = &a->cfg->holder_namespaces;
-
-	if (j->addr_listed || a->k8s == NULL || e->holder.kind != HOLDER_HOST)
-		return;
-	j->addr_listed = true;
-	for (size_t i = 0; i < ns->n && j->addr_hint[0] == '\0'; i++) {
-		struct k8s_pod *pods = NULL;
-		struct k8s_result res;
-		size_t n = 0;
-
-		if (k8s_list_pods_by_ip(a->k8s, ns->items[i], e->holder.addr, &pods, &n, &res) !=
-		    K8S_POD)
-			continue;
-		if (n > 0)
-			snprintf(j->addr_hint, sizeof(j->addr_hint),
-				 "; address %s belongs to pod %s/%s, which the host name does not name",
-				 e->holder.addr, pods[0].ns, pods[0].name);
-		k8s_pods_free(pods, n);
-	}
-}
-
-/* Looks the holder up, decides, and acts on one held lock. */
-static void judge(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t taken_db_us,
-		  int64_t mono)
-{
-	const struct cfg *c = a->cfg;
-	struct episode_table *t = &d->state[i];
-	struct episode *e = t->current;
-	struct episode_judgement *j = &e->judgement;
-	struct verdict_settings vs = {
-		.clock_skew_us = c->clock_skew_us,
-		.min_lock_age_us = c->min_lock_age_us,
-		.release_unresolved_after_us = c->release_unresolved_after_us,
-		.holder_container = c->holder_container,
-		.trust_zone = d->zone_trusted,
-		.own_ns = c->pod_namespace,
-		.own_pod = c->pod_name,
-		.own_container = c->container_name,
-	};
-	struct verdict_gate gate = {
-		.leader = d->leader,
-		.identity_ok = a->identity_ok,
-		.dry_run = c->dry_run,
-	};
-	struct resolve r;
-	const struct verdict_lookup *l = &r.l;
-	struct verdict v;
-	enum verdict_action act;
-
-	const struct holder_watch *w = watches_usable(&a->watches, e->serial);
-	bool from_watch = w != NULL;
-	char w_ns[sizeof(w->ns)], w_name[sizeof(w->name)];
-
-	e->rejudge = false;
-	if (from_watch) {
-		/* The watch keeps this snapshot current: no GET needed. */
-		memset(&r, 0, sizeof(r));
-		snprintf(w_ns, sizeof(w_ns), "%s", w->ns);
-		snprintf(w_name, sizeof(w_name), "%s", w->name);
-		r.l.taken_us = taken_db_us;
-		r.l.res = &r.res;
-		r.l.ns = w_ns;
-		r.l.name = w_name;
-		r.l.outcome = w->gone ? K8S_GONE : K8S_POD;
-		r.l.pod = w->gone ? NULL : &w->pod;
-		r.res.outcome = r.l.outcome;
-		r.res.http_code = w->gone ? 404 : 200;
-		snprintf(r.res.reason, sizeof(r.res.reason), "%s", w->gone ? "NotFound" : "");
-	} else {
-		resolve_holder(a->k8s, &c->holder_namespaces, e, taken_db_us, &r);
-	}
-	verdict_decide(e, l, &vs, mono, &v);
-	verdict_learn(e, l);
-	/*
-	 * From here on this task waits (the session guard, the release), and
-	 * meanwhile the watch's snapshot may change or move: nothing below
-	 * reads it. A change will have set e->rejudge.
-	 */
-	if (from_watch)
-		r.l.pod = NULL;
-	act_session_guard(a, d, e, taken_db_us,
-		      c->mode != CFG_MODE_CHECK && verdict_act(&v, &gate) == VERDICT_RELEASE, &v);
-	if (v.rule == VERDICT_UNRESOLVED_NOT_FOUND) {
-		address_hint(a, e);
-		strncat(v.text, j->addr_hint, sizeof(v.text) - strlen(v.text) - 1);
-	}
-	act = c->mode == CFG_MODE_CHECK ? VERDICT_KEEP : verdict_act(&v, &gate);
-	if (v.rule == VERDICT_HELD_TOO_YOUNG)
-		a->any_too_young = true;
-	/* A new explanation is a new state too: another container keeps the lock now. */
-	if (!j->judged || j->state != (int)v.state || j->rule != (int)v.rule ||
-	    strcmp(j->text, v.text) != 0) {
-		log_msg(v.state == VERDICT_HELD ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "verdict",
-			"database", d->label, "schema", t->schema, "table", t->table, "verdict",
-			verdict_state_name(v.state), "reason", verdict_rule_code(v.rule), "explanation",
-			v.text, NULL);
-	}
-	if (act != VERDICT_KEEP && act != VERDICT_RELEASE && (!j->judged || j->action != (int)act))
-		log_action(d, t, &v, act);
-	j->judged = true;
-	j->state = (int)v.state;
-	j->rule = (int)v.rule;
-	j->action = (int)act;
-	snprintf(j->text, sizeof(j->text), "%s", v.text);
-	if (act == VERDICT_RELEASE)
-		act_release(a, d, i, l, &v);
-	/*
-	 * A GET that showed the holder pod: watch it from that snapshot (it
-	 * moves into the watch), so the next change is judged at once.
-	 */
-	if (!from_watch && l->pod == &r.pod && e->holder_pod[0] != '\0' &&
-	    strcmp(r.pod.ns, e->holder_ns) == 0 && strcmp(r.pod.name, e->holder_pod) == 0 &&
-	    watches_follow(&a->watches, e->serial, e->holder_ns, e->holder_pod, &r.pod) != NULL)
-		r.l.pod = NULL;
-	resolve_done(&r);
 }
 
 static void follow(struct arbiter *a, struct arbiter_db *d, const struct db_poll *p, int64_t mono)
@@ -588,7 +318,7 @@ static void follow(struct arbiter *a, struct arbiter_db *d, const struct db_poll
 		}
 		episode_free(ended);
 		if (t->current != NULL)
-			judge(a, d, i, p->now_us, mono);
+			judge_lock(a, d, i, p->now_us, mono);
 	}
 }
 
@@ -606,11 +336,9 @@ static int read_locks(struct arbiter *a, struct arbiter_db *d, struct db_poll *p
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (!d->discovered) {
-			rc = discover(a, d);
-			if (rc < 0) {
-				snprintf(err, cap, "%s", d->last_error);
+			rc = tables_discover(a, d, err, cap);
+			if (rc < 0)
 				return rc;
-			}
 		}
 		rc = db_poll(d->db, d->tables, d->n_tables,
 			     d->zone_trusted ? a->cfg->lockgranted_timezone : NULL, try_leader, p,
@@ -674,7 +402,7 @@ static int poll_db(struct arbiter *a, struct arbiter_db *d)
 }
 
 /* Publishes the status for /metrics, /locks and the page, when there is one. */
-static void publish(struct arbiter *a)
+void arbiter_publish(struct arbiter *a)
 {
 	if (a->status != NULL && status_publish(a->status, a) < 0)
 		log_error("out of memory publishing the status", NULL);
@@ -688,31 +416,6 @@ static void sweep_watches(struct arbiter *a)
 			if (a->dbs[i].state[j].current != NULL)
 				watches_mark(&a->watches, a->dbs[i].state[j].current->serial);
 	watches_sweep(&a->watches);
-}
-
-/* The identity check as a task of its own, once. */
-static void identity_once(void *arg)
-{
-	struct arbiter *a = arg;
-
-	check_identity(a, timeutil_mono_us());
-}
-
-/* And for the life of the daemon: when due, or again a poll later when the API did not answer. */
-static void identity_task(void *arg)
-{
-	struct arbiter *a = arg;
-
-	while (!*a->stop) {
-		int64_t now = timeutil_mono_us(), next;
-
-		check_identity(a, now);
-		publish(a);
-		next = a->identity_next_mono_us > now ? a->identity_next_mono_us
-						      : now + a->cfg->poll_interval_us;
-		if (loop_wait(a->loop, &a->identity_next_mono_us, next) < 0)
-			return;
-	}
 }
 
 /* One database's pass, as a task: once and check run one per database at once. */
@@ -807,10 +510,10 @@ static void rejudge(struct arbiter *a, struct arbiter_db *d)
 		if (e == NULL || !e->rejudge)
 			continue;
 		int64_t mono = timeutil_mono_us();
-		judge(a, d, i, d->last_poll_db_us + (mono - d->last_poll_mono_us), mono);
+		judge_lock(a, d, i, d->last_poll_db_us + (mono - d->last_poll_mono_us), mono);
 	}
 	/* /metrics, /locks and the page show the event's verdict now. */
-	publish(a);
+	arbiter_publish(a);
 }
 
 /* One database for the life of the daemon: a poll every interval, and a verdict on every event. */
@@ -823,7 +526,7 @@ static void db_task(void *arg)
 	while (!*a->stop) {
 		poll_db(a, d);
 		sweep_watches(a);
-		publish(a);
+		arbiter_publish(a);
 		next += a->cfg->poll_interval_us;
 		/* After a slow cycle, start again now instead of catching up. */
 		if (next < timeutil_mono_us())
@@ -868,7 +571,7 @@ int arbiter_run(struct arbiter *a)
 			break;
 		}
 	}
-	publish(a);
+	arbiter_publish(a);
 	run_tasks(a);
 	log_info("stopping", NULL);
 	return 0;

@@ -125,6 +125,9 @@ int arbiter_run(struct arbiter *a);
  */
 int arbiter_settle(struct arbiter *a);
 
+/* Publishes the status (when a->status is set) for /metrics, /locks and the page. */
+void arbiter_publish(struct arbiter *a);
+
 /* Counts the current episodes whose verdict is ORPHANED. */
 size_t arbiter_count_orphaned(const struct arbiter *a);
 

@@ -58,6 +58,7 @@ struct episode {
 		int state, rule, action;
 		char text[384];
 		bool release_failed_logged;
+		bool released;        /* this arbiter freed it: nothing to judge until the next poll */
 		bool addr_listed;     /* the address was looked up (once per episode) */
 		char addr_hint[448];  /* "; address ... belongs to pod ns/name", or "" */
 	} judgement;

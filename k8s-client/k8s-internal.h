@@ -80,8 +80,8 @@ void k8s_status_parse(const char *body, size_t len, const char *name, struct k8s
  * fills res: GONE only for a 404 whose Status is NotFound about name;
  * otherwise UNKNOWN, with the Status reason and message, or reason
  * "HTTPnnn" and a message naming ctype (the Content-Type, may be NULL).
- * The transport (client.c) withholds a body that holds the token before
- * it gets here.
+ * k8s_error_result withholds a body that holds the token before it gets
+ * here.
  */
 enum k8s_outcome k8s_status_result(long code, const char *body, size_t len, const char *name,
                                    const char *ctype, struct k8s_result *res);

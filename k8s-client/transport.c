@@ -222,7 +222,12 @@ struct k8s_client *k8s_client_new(const struct k8s_config *cfg, char *err, size_
 		}
 	}
 	k->https = https;
-	if (k8s_multi_init(&k->m) < 0) {
+	/*
+	 * Requests that run at once each have a connection; idle ones are
+	 * kept for reuse, up to this many, until libcurl ages them out.
+	 */
+	if (k8s_multi_init(&k->m) < 0 ||
+	    curl_multi_setopt(k->m.multi, CURLMOPT_MAXCONNECTS, 4L) != CURLM_OK) {
 		k8s_fail(err, cap, "libcurl multi handle setup failed");
 		goto fail;
 	}

@@ -2,6 +2,7 @@
 binary, a real PostgreSQL and the simulated API. The poll interval here is
 long (5 s), so a release well within it can only have come from a watch
 event; the --min-lock-age of 1 s has passed before each death."""
+import re
 import time
 import urllib.request
 
@@ -193,3 +194,28 @@ def test_holder_releasing_its_lock_ends_the_watch(pg, db, sim):
         while sim.watches() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert sim.watches() == 0
+
+
+def test_pod_recreated_while_the_release_event_is_posted_is_not_judged_again(pg, db, sim):
+    """A release ends the lock's watch before anything that waits (the
+    Event): a pod recreated under the holder's name meanwhile must not
+    have the lock judged again, which showed as a second verdict and a
+    "release skipped: the lock moved on" with release_conflicts_total 1."""
+    hold(pg, db, sim, "orders-40")
+    with arbiter(pg, db, sim) as a:
+        watched(a, sim)
+        # The Event POST takes a second: time for the recreated pod's ADDED event.
+        sim.add_fault("latency", ms=1000, method="POST", resource="events", times=1)
+        mark = a.mark()
+        sim.delete_pod(NS, "orders-40")
+        a.wait_for("lock released", start=mark)
+        sim.create_pod("orders-40", NS, containers=["app"])
+        a.wait_for("lock freed", timeout=POLL + 3, start=mark)
+        after = a.records[mark:]
+        verdicts = [r for r in after if r.get("msg") == "verdict"]
+        assert [v["reason"] for v in verdicts] == ["O1_pod_deleted"], verdicts
+        assert not [r for r in after if r.get("msg", "").startswith("release skipped")]
+        port = a.wait_for("http listening")["port"]
+        with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port) as r:
+            text = r.read().decode()
+        assert re.search(r"^lock_arbiter_release_conflicts_total\{[^}]*\} 0$", text, re.M), text
