@@ -105,6 +105,10 @@ void db_free(struct db *db);
  * db.
  */
 const char *db_label(const struct db *db);
+/* "postgresql" or "mysql" (MySQL and MariaDB). */
+const char *db_kind(const struct db *db);
+/* True for a mysql:// or mariadb:// URL. */
+bool db_is_mysql_url(const char *conninfo);
 
 /*
  * Connects when not connected and the backoff since the last failure has

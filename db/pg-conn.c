@@ -1,7 +1,7 @@
 /*
- * conn.c - one database connection: its lifecycle, and connecting with
- * libpq's asynchronous API on a CLOCK_MONOTONIC deadline with capped,
- * jittered reconnect backoff. See db.h for the contract.
+ * pg-conn.c - PostgreSQL: one connection's lifecycle, connecting with
+ * libpq's asynchronous API on a CLOCK_MONOTONIC deadline, and the backend
+ * table (db-internal.h) the front (db.c) calls through.
  */
 #include "db-internal.h"
 
@@ -19,56 +19,23 @@
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-struct db *db_new(const char *conninfo, const struct db_options *opts, char *err, size_t cap)
+static int pg_init(struct db *db, char *err, size_t cap)
 {
-	struct db_options o;
-	PQconninfoOption *parsed;
 	char *perr = NULL;
-	struct db *db;
+	PQconninfoOption *parsed = PQconninfoParse(db->conninfo, &perr);
 
-	if (conninfo == NULL) {
-		db_seterr(err, cap, "conninfo: missing");
-		return NULL;
-	}
-	if (opts != NULL)
-		o = *opts;
-	else
-		db_options_default(&o);
-	if (o.connect_timeout_s < 2 || o.statement_timeout_us < 0 || o.lock_timeout_us < 0 ||
-	    o.query_timeout_us <= 0 || o.backoff_min_us <= 0 ||
-	    o.backoff_max_us < o.backoff_min_us) {
-		db_seterr(err, cap, "db options: out of range");
-		return NULL;
-	}
-
-	parsed = PQconninfoParse(conninfo, &perr);
 	if (parsed == NULL) {
 		db_seterr_redacted(err, cap, "conninfo", perr != NULL ? perr : "out of memory");
 		PQfreemem(perr);
-		return NULL;
+		return -EINVAL;
 	}
-
-	db = calloc(1, sizeof *db);
-	if (db == NULL)
-		goto nomem;
-	db->opts = o;
-	db->backoff_us = o.backoff_min_us;
-	db->conninfo = db_strdup(conninfo);
 	db->label = db_make_label(parsed);
-	if (db->conninfo == NULL || db->label == NULL)
-		goto nomem;
 	db_conninfo_free(parsed);
-	/* Different replicas (and processes) get different jitter sequences. */
-	db->rng = (uint64_t)db_mono_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)db;
-	if (db->rng == 0)
-		db->rng = 1;
-	return db;
-
-nomem:
-	db_conninfo_free(parsed);
-	db_free(db);
-	db_seterr(err, cap, "conninfo: out of memory");
-	return NULL;
+	if (db->label == NULL) {
+		db_seterr(err, cap, "conninfo: out of memory");
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void db_set_free(struct db_entry *set, size_t n)
@@ -82,35 +49,11 @@ void db_set_free(struct db_entry *set, size_t n)
 	free(set);
 }
 
-void db_free(struct db *db)
+static void pg_done(struct db *db)
 {
-	if (db == NULL)
-		return;
-	db_disconnect(db);
-	if (db->conninfo != NULL) {
-		explicit_bzero(db->conninfo, strlen(db->conninfo));
-		free(db->conninfo);
-	}
-	free(db->label);
 	db_set_free(db->set, db->n_set);
 	free(db->poll_sql);
 	free(db->want_table);
-	free(db);
-}
-
-const char *db_label(const struct db *db)
-{
-	return db->label;
-}
-
-bool db_is_connected(const struct db *db)
-{
-	return db->conn != NULL;
-}
-
-bool db_is_leader(const struct db *db)
-{
-	return db->conn != NULL && db->leader;
 }
 
 /*
@@ -119,7 +62,7 @@ bool db_is_leader(const struct db *db)
  * PQcancel is not used because it connects synchronously, which is exactly
  * the blocking this file avoids.
  */
-void db_disconnect(struct db *db)
+static void pg_disconnect(struct db *db)
 {
 	if (db->conn != NULL)
 		PQfinish(db->conn);
@@ -127,6 +70,16 @@ void db_disconnect(struct db *db)
 	db->leader = false;
 	db->prepared = false;
 	db->no_prepare = false;
+}
+
+static bool pg_connected(const struct db *db)
+{
+	return db->conn != NULL;
+}
+
+static bool pg_broken(const struct db *db)
+{
+	return db->conn != NULL && PQstatus(db->conn) == CONNECTION_BAD;
 }
 
 /* ---- connecting ------------------------------------------------------- */
@@ -194,7 +147,7 @@ static int db_setup_session(struct db *db, int64_t deadline, char *err, size_t c
  * settings override earlier ones, so "unless the conninfo sets them" is
  * libpq's own rule, and URLs expand the same way as key=value strings.
  */
-static int db_connect(struct db *db, char *err, size_t cap)
+static int pg_connect(struct db *db, char *err, size_t cap)
 {
 	char ct[16];
 	/* keyword, value: the defaults first, the caller's conninfo last. */
@@ -208,7 +161,7 @@ static int db_connect(struct db *db, char *err, size_t cap)
 	int rc;
 
 	snprintf(ct, sizeof ct, "%d", db->opts.connect_timeout_s);
-	db_disconnect(db);
+	pg_disconnect(db);
 	db->conn = PQconnectStartParams(keys, vals, 1);
 	if (db->conn == NULL) {
 		db_seterr(err, cap, "connect: out of memory");
@@ -258,36 +211,18 @@ static int db_connect(struct db *db, char *err, size_t cap)
 	return 0;
 }
 
-int db_ensure_connected(struct db *db, int64_t now_mono_us, char *err, size_t cap)
-{
-	int64_t t0, delay;
-	int rc;
-
-	if (db->conn != NULL) {
-		if (PQstatus(db->conn) != CONNECTION_BAD)
-			return 0;
-		db_disconnect(db);
-	}
-	if (db->retry_pending && now_mono_us < db->retry_at_us) {
-		db_seterr(err, cap, "reconnect backoff: next attempt in %" PRId64 " ms",
-		          (db->retry_at_us - now_mono_us + 999) / 1000);
-		return -EAGAIN;
-	}
-
-	t0 = db_mono_us();
-	rc = db_connect(db, err, cap);
-	if (rc == 0) {
-		db->backoff_us = db->opts.backoff_min_us;
-		db->retry_pending = false;
-		return 0;
-	}
-	/*
-	 * Schedule from the end of this attempt on the caller's clock: an
-	 * attempt that timed out already took its time.
-	 */
-	delay = db->backoff_us;
-	db->retry_at_us = now_mono_us + (db_mono_us() - t0) + db_jitter(db, delay);
-	db->retry_pending = true;
-	db->backoff_us = delay > db->opts.backoff_max_us / 2 ? db->opts.backoff_max_us : delay * 2;
-	return rc;
-}
+const struct db_backend db_pg_backend = {
+	.name = "postgresql",
+	.init = pg_init,
+	.done = pg_done,
+	.connect = pg_connect,
+	.disconnect = pg_disconnect,
+	.connected = pg_connected,
+	.broken = pg_broken,
+	.discover = pg_discover,
+	.poll = pg_poll,
+	.release = pg_release,
+	.sessions = pg_sessions,
+	.terminate = pg_terminate,
+	.timezone_valid = pg_timezone_valid,
+};

@@ -28,7 +28,7 @@ static const struct db_entry *db_find(const struct db *db, const struct db_table
 	return NULL;
 }
 
-int db_release(struct db *db, const struct db_table *t, const char *lockedby,
+int pg_release(struct db *db, const struct db_table *t, const char *lockedby,
                const char *lockgranted, char *err, size_t cap)
 {
 	static const Oid types[2] = {DB_TEXTOID, DB_TEXTOID};
@@ -104,7 +104,7 @@ int db_release(struct db *db, const struct db_table *t, const char *lockedby,
 	return count > 0 ? 1 : 0;
 }
 
-int db_timezone_valid(struct db *db, const char *tz, char *err, size_t cap)
+int pg_timezone_valid(struct db *db, const char *tz, char *err, size_t cap)
 {
 	static const Oid types[1] = {DB_TEXTOID};
 	const char *vals[1] = {tz};

@@ -286,7 +286,7 @@ static void db_tables_from_set(struct db_table *t, const struct db_entry *set, s
 	}
 }
 
-int db_discover(struct db *db, const char *table, char *const *schemas, size_t n_schemas,
+int pg_discover(struct db *db, const char *table, char *const *schemas, size_t n_schemas,
                 struct db_table **out, size_t *n_out, char *err, size_t cap)
 {
 	static const Oid types[2] = {DB_TEXTOID, DB_TEXTOID};
@@ -424,31 +424,8 @@ fail:
 	return rc;
 }
 
-void db_tables_free(struct db_table *tables, size_t n)
-{
-	if (tables == NULL)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		free(tables[i].schema);
-		free(tables[i].table);
-	}
-	free(tables);
-}
-
 /* ---- poll ------------------------------------------------------------- */
 
-void db_poll_done(struct db_poll *p)
-{
-	if (p == NULL)
-		return;
-	for (size_t i = 0; p->rows != NULL && i < p->n; i++) {
-		free(p->rows[i].lockedby);
-		free(p->rows[i].lockgranted);
-	}
-	free(p->rows);
-	p->rows = NULL;
-	p->n = 0;
-}
 
 /* Copies one poll result into p; -EIO when the server sent something odd. */
 static int db_read_poll(const PGresult *r, size_t n, bool asked, const char *sig,
@@ -519,7 +496,7 @@ static bool db_same_set(const struct db *db, const struct db_table *t, size_t n)
 	return true;
 }
 
-int db_poll(struct db *db, const struct db_table *tables, size_t n, const char *tz, bool try_leader,
+int pg_poll(struct db *db, const struct db_table *tables, size_t n, const char *tz, bool try_leader,
             struct db_poll *out, char *err, size_t cap)
 {
 	bool ask = try_leader && !db_is_leader(db);

@@ -68,7 +68,7 @@ static void db_copy(char *dst, size_t cap, const PGresult *r, int row, int col)
 	snprintf(dst, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
 }
 
-int db_sessions(struct db *db, char *const *addrs, size_t n_addrs, struct db_session **out,
+int pg_sessions(struct db *db, char *const *addrs, size_t n_addrs, struct db_session **out,
 		size_t *n_out, bool *visible, char *err, size_t cap)
 {
 	static const Oid types[1] = {DB_TEXTOID};
@@ -135,7 +135,7 @@ int db_sessions(struct db *db, char *const *addrs, size_t n_addrs, struct db_ses
 	return 0;
 }
 
-int db_terminate_session(struct db *db, int64_t pid, char *err, size_t cap)
+int pg_terminate(struct db *db, int64_t pid, char *err, size_t cap)
 {
 	static const Oid types[1] = {DB_INT8OID};
 	char num[24];
