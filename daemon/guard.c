@@ -15,10 +15,15 @@ bool guard_blocks(const struct db_session *s, int64_t death_us, int64_t skew_us)
 	 */
 	if (strcmp(s->state, "idle") == 0)
 		return false;
-	/* A session whose start is unknown cannot be placed after the death. */
-	return s->started_us == 0 || s->started_us < death_us + skew_us;
+	/*
+	 * Only a session known to have begun after the death (and the skew)
+	 * belongs to someone else: one whose start is unknown, or only
+	 * bounded from above, cannot be placed after it.
+	 */
+	return s->started_after_us == 0 || s->started_after_us < death_us + skew_us;
 }
 
+/* Termination needs the opposite bound: begun no later than started_us. */
 bool guard_terminable(const struct db_session *s, int64_t death_us, int64_t skew_us,
 		      const struct guard_owner *owners, size_t n_owners, bool owners_known)
 {
@@ -40,7 +45,7 @@ bool guard_terminable(const struct db_session *s, int64_t death_us, int64_t skew
 size_t guard_decide(const struct guard_view *g, struct verdict *v)
 {
 	size_t count = 0, first = 0;
-	char t1[32], t2[32];
+	char t1[40], t2[32];
 
 	if (v->state != VERDICT_ORPHANED)
 		return 0;
@@ -59,10 +64,15 @@ size_t guard_decide(const struct guard_view *g, struct verdict *v)
 		const struct db_session *s = &g->sessions[first];
 
 		timeutil_format_rfc3339(g->death_us, t2, sizeof(t2));
+		char t0[32];
 		if (s->started_us != 0)
-			timeutil_format_rfc3339(s->started_us, t1, sizeof(t1));
-		else
+			timeutil_format_rfc3339(s->started_us, t0, sizeof(t0));
+		/* MySQL/MariaDB bound the start from above only: "begun by". */
+		if (s->started_us == 0)
 			snprintf(t1, sizeof(t1), "an unknown time");
+		else
+			snprintf(t1, sizeof(t1), "%s%s", s->started_after_us == s->started_us ? "" : "by ",
+				 t0);
 		v->state = VERDICT_HELD;
 		v->rule = VERDICT_HELD_SESSION_ALIVE;
 		snprintf(v->text, sizeof(v->text),

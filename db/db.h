@@ -174,7 +174,14 @@ struct db_session {
 	int64_t pid;
 	char addr[64];      /* the client address, no port */
 	char state[32];     /* "active", "idle in transaction", ... ("" unknown) */
-	int64_t started_us; /* when the session began (backend_start); 0 unknown */
+	/*
+	 * When the session began, as two bounds (database times, 0 unknown):
+	 * it began at or before started_us and after started_after_us.
+	 * PostgreSQL knows the moment (backend_start: both are it);
+	 * MySQL/MariaDB only bounds it (see my-act.c).
+	 */
+	int64_t started_us;
+	int64_t started_after_us;
 	int64_t since_us;   /* when it entered its state (state_change); 0 unknown */
 	char query[160];    /* what it runs or last ran, white space folded, cut */
 };

@@ -123,6 +123,7 @@ int pg_sessions(struct db *db, char *const *addrs, size_t n_addrs, struct db_ses
 			db_seterr(err, cap, "sessions: malformed result");
 			return -EIO;
 		}
+		x->started_after_us = x->started_us; /* backend_start is exact */
 		db_copy(x->addr, sizeof(x->addr), r, i, 1);
 		db_copy(x->state, sizeof(x->state), r, i, 2);
 		db_copy(x->query, sizeof(x->query), r, i, 5);

@@ -26,6 +26,13 @@ struct srow {
 	int64_t started; /* seconds from DEATH; UNKNOWN_START: backend_start unknown */
 	const char *addr;
 	const char *state; /* NULL: "active" */
+	/*
+	 * bounded (MySQL/MariaDB): started is only an upper bound, and after
+	 * the lower one (UNKNOWN_START: none). Otherwise the start is exact
+	 * (PostgreSQL's backend_start): both bounds are started.
+	 */
+	bool bounded;
+	int64_t after;
 };
 
 struct row {
@@ -43,35 +50,44 @@ struct row {
 #define IP "10.244.1.17"
 
 static const struct row rows[] = {
-	{"6 guard: a session begun before the death keeps the lock", {{-300, IP, NULL}}, 1, NULL, false,
+	{"6 guard: a session begun before the death keeps the lock", {{-300, IP, NULL, false, 0}}, 1, NULL, false,
 	 false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE, "session pid 100 from " IP, 1},
 	{"6 guard: a session begun within the clock skew after the death keeps the lock",
-	 {{4, IP, NULL}}, 1, NULL, false, false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE, NULL, 1},
+	 {{4, IP, NULL, false, 0}}, 1, NULL, false, false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE, NULL, 1},
 	{"6 guard: a session begun after the death plus skew belongs to the address's new owner",
-	 {{6, IP, NULL}}, 1, NULL, false, false, VERDICT_ORPHANED, VERDICT_O1_POD_DELETED, NULL, 0},
+	 {{6, IP, NULL, false, 0}}, 1, NULL, false, false, VERDICT_ORPHANED, VERDICT_O1_POD_DELETED, NULL, 0},
 	{"6 guard: a session whose start is unknown cannot be placed after the death",
-	 {{UNKNOWN_START, IP, NULL}}, 1, NULL, false, false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE,
+	 {{UNKNOWN_START, IP, NULL, false, 0}}, 1, NULL, false, false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE,
 	 "begun an unknown time", 1},
 	{"6 guard: an idle session (no transaction open) commits nothing and keeps nothing",
-	 {{-300, IP, "idle"}}, 1, NULL, false, false, VERDICT_ORPHANED, VERDICT_O1_POD_DELETED,
+	 {{-300, IP, "idle", false, 0}}, 1, NULL, false, false, VERDICT_ORPHANED, VERDICT_O1_POD_DELETED,
 	 NULL, 0},
 	{"6 guard: an idle-in-transaction session keeps the lock",
-	 {{-300, IP, "idle in transaction"}}, 1, NULL, false, false, VERDICT_HELD,
+	 {{-300, IP, "idle in transaction", false, 0}}, 1, NULL, false, false, VERDICT_HELD,
 	 VERDICT_HELD_SESSION_ALIVE, "idle in transaction", 1},
-	{"6 guard: no session: the release goes on", {{0, NULL, NULL}}, 0, NULL, false, false,
+	{"6 guard: no session: the release goes on", {{0, NULL, NULL, false, 0}}, 0, NULL, false, false,
 	 VERDICT_ORPHANED, VERDICT_O1_POD_DELETED, NULL, 0},
 	{"6 guard: the verdict counts every blocking session, names the first",
-	 {{60, IP, NULL}, {-10, IP, NULL}, {-20, "10.244.1.18", NULL}}, 3, NULL, false, false, VERDICT_HELD,
+	 {{60, IP, NULL, false, 0}, {-10, IP, NULL, false, 0}, {-20, "10.244.1.18", NULL, false, 0}}, 3, NULL, false, false, VERDICT_HELD,
 	 VERDICT_HELD_SESSION_ALIVE, "pid 101 from " IP, 2},
-	{"6 guard: sessions that cannot be listed keep the lock", {{0, NULL, NULL}}, 0,
+	{"6 guard: sessions that cannot be listed keep the lock", {{0, NULL, NULL, false, 0}}, 0,
 	 "sessions: timed out", false, false, VERDICT_HELD, VERDICT_HELD_SESSION_UNKNOWN,
 	 "cannot be listed: sessions: timed out", 0},
-	{"6 guard: blind with --session-guard require keeps the lock", {{0, NULL, NULL}}, 0, NULL, true,
+	{"6 guard: blind with --session-guard require keeps the lock", {{0, NULL, NULL, false, 0}}, 0, NULL, true,
 	 true, VERDICT_HELD, VERDICT_HELD_SESSION_UNKNOWN, "pg_read_all_stats", 0},
-	{"6 guard: blind with --session-guard on cannot hold anything", {{0, NULL, NULL}}, 0, NULL, true,
+	{"6 guard: blind with --session-guard on cannot hold anything", {{0, NULL, NULL, false, 0}}, 0, NULL, true,
 	 false, VERDICT_ORPHANED, VERDICT_O1_POD_DELETED, NULL, 0},
-	{"6 guard: a visible session keeps the lock even when others are hidden", {{-5, IP, NULL}}, 1,
+	{"6 guard: a visible session keeps the lock even when others are hidden", {{-5, IP, NULL, false, 0}}, 1,
 	 NULL, true, false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE, NULL, 1},
+	{"6 guard (MySQL): begun no later than 10 s before the death, no lower bound: keeps the lock",
+	 {{-10, IP, NULL, true, UNKNOWN_START}}, 1, NULL, false, false, VERDICT_HELD,
+	 VERDICT_HELD_SESSION_ALIVE, NULL, 1},
+	{"6 guard (MySQL): begun somewhere from 1 s before to 30 s after the death: keeps the lock",
+	 {{30, IP, NULL, true, -1}}, 1, NULL, false, false, VERDICT_HELD, VERDICT_HELD_SESSION_ALIVE,
+	 NULL, 1},
+	{"6 guard (MySQL): known to have begun after the death plus skew: the new owner's",
+	 {{60, IP, NULL, true, 7}}, 1, NULL, false, false, VERDICT_ORPHANED, VERDICT_O1_POD_DELETED,
+	 NULL, 0},
 };
 
 static void fill(const struct row *r, struct db_session *ss)
@@ -84,6 +100,9 @@ static void fill(const struct row *r, struct db_session *ss)
 			 r->s[i].state != NULL ? r->s[i].state : "active");
 		snprintf(ss[i].query, sizeof(ss[i].query), "CREATE INDEX orders_idx ON orders (id)");
 		ss[i].started_us = r->s[i].started == UNKNOWN_START ? 0 : AT(r->s[i].started);
+		ss[i].started_after_us = !r->s[i].bounded ? ss[i].started_us
+					 : r->s[i].after == UNKNOWN_START ? 0
+									  : AT(r->s[i].after);
 	}
 }
 
@@ -114,7 +133,7 @@ static void row_test(void **state)
 /* Only ORPHANED verdicts are guarded: a held lock stays as it is. */
 static void held_is_untouched(void **state)
 {
-	struct db_session s = {.pid = 1, .addr = IP, .started_us = AT(-60)};
+	struct db_session s = {.pid = 1, .addr = IP, .started_us = AT(-60), .started_after_us = AT(-60)};
 	struct guard_view g = {.sessions = &s, .n = 1, .death_us = DEATH, .skew_us = SKEW};
 	struct verdict v = {.state = VERDICT_HELD, .rule = VERDICT_HELD_CONTAINER_RUNNING};
 
@@ -129,20 +148,26 @@ struct trow {
 	bool owners_known;
 	int64_t owner_created; /* seconds from DEATH; 0: no pod has the address now */
 	bool want;
+	bool bounded; /* as in struct srow */
+	int64_t after;
 };
 
 static const struct trow trows[] = {
 	{"6 terminate: begun before the current owner's creation minus skew", -300, true, 30,
-	 true},
+	 true, false, 0},
 	{"6 terminate: begun after the owner's creation minus skew is left alone", 3, true, 6,
-	 false},
+	 false, false, 0},
 	{"6 terminate: no pod has the address: begun before the death minus skew", -60, true, 0,
-	 true},
+	 true, false, 0},
 	{"6 terminate: no owner, begun within the skew around the death: left alone", -2, true, 0,
-	 false},
-	{"6 terminate: the owners could not be listed: nothing is ended", -300, false, 0, false},
-	{"6 terminate: a session the guard ignores is never ended", 60, true, 0, false},
-	{"6 terminate: an unknown start is never ended", UNKNOWN_START, true, 0, false},
+	 false, false, 0},
+	{"6 terminate: the owners could not be listed: nothing is ended", -300, false, 0, false, false, 0},
+	{"6 terminate: a session the guard ignores is never ended", 60, true, 0, false, false, 0},
+	{"6 terminate: an unknown start is never ended", UNKNOWN_START, true, 0, false, false, 0},
+	{"6 terminate (MySQL): begun no later than 300 s before the owner, no lower bound: ended",
+	 -300, true, 30, true, true, UNKNOWN_START},
+	{"6 terminate (MySQL): only a lower bound is known: never ended", UNKNOWN_START, true, 30,
+	 false, true, -300},
 };
 
 static void terminate_row_test(void **state)
@@ -153,6 +178,8 @@ static void terminate_row_test(void **state)
 	bool got;
 
 	s.started_us = r->started == UNKNOWN_START ? 0 : AT(r->started);
+	s.started_after_us = !r->bounded ? s.started_us
+			     : r->after == UNKNOWN_START ? 0 : AT(r->after);
 	got = guard_terminable(&s, DEATH, SKEW, &o, r->owner_created != 0 ? 1 : 0, r->owners_known);
 	if (got != r->want)
 		fail_msg("%s: terminable %d, want %d", r->rule, got, r->want);
