@@ -223,11 +223,11 @@ struct k8s_client *k8s_client_new(const struct k8s_config *cfg, char *err, size_
 	}
 	k->https = https;
 	/*
-	 * Requests that run at once each have a connection; idle ones are
-	 * kept for reuse, up to this many, until libcurl ages them out.
+	 * One reused connection (DESIGN.md section 7): requests that run at
+	 * once each have one, and all but one are closed when they end.
 	 */
 	if (k8s_multi_init(&k->m) < 0 ||
-	    curl_multi_setopt(k->m.multi, CURLMOPT_MAXCONNECTS, 4L) != CURLM_OK) {
+	    curl_multi_setopt(k->m.multi, CURLMOPT_MAXCONNECTS, 1L) != CURLM_OK) {
 		k8s_fail(err, cap, "libcurl multi handle setup failed");
 		goto fail;
 	}

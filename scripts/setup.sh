@@ -47,7 +47,7 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if [[ ! -f $build/build.ninja ]]; then
-	meson setup "$build" -Dwerror=true -Dtest_hooks=true "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
+	meson setup "$build" -Dwerror=true -Dtest_hooks=true -Dmysql=enabled "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
 fi
 ninja -C "$build" >"$log" 2>&1 || { cat "$log"; exit 1; }
 

@@ -1091,8 +1091,8 @@ def soak(o, f, w, arb, sim, dbs, workdir, duration, summary):
         ident_min = int(0.5 * elapsed / 2.0)
         f.check("identity re-checked every ~2 s", w.identity_gets >= ident_min,
                 "%d GETs of the arbiter's own pod in %.0f s" % (w.identity_gets, elapsed))
-        # Fewer is no leak: the API client keeps idle connections to the API
-        # server, one per request that ran at once, until libcurl ages them out.
+        # Fewer is no leak: the API client keeps its one idle connection to the
+        # API server only until libcurl ages it out.
         f.check("no more descriptors at the end than after warm-up (quiet points)",
                 fds0 is not None and fds1 is not None and fds1 <= fds0,
                 "%s -> %s" % (fds0, fds1))
