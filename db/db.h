@@ -1,20 +1,24 @@
 /*
- * db.h - one PostgreSQL database holding Liquibase lock tables.
+ * db.h - one database holding Liquibase lock tables: PostgreSQL, or
+ * MySQL/MariaDB (a mysql:// or mariadb:// URL, when built with the mysql
+ * option).
  *
  * The contract of the db library: connect by conninfo or URL, discover the
  * lock tables, read them all in one round trip per poll, release one with a
- * compare-and-set, and hold the session-level advisory lock that makes one
- * arbiter the actor for a database. It knows nothing of Kubernetes or of
- * the daemon, and it does not log: every failure comes back as a negative
- * errno with a one-line detail in the caller's err buffer (never a
- * password).
+ * compare-and-set, and hold the session-level lock that makes one arbiter
+ * the actor for a database (pg_try_advisory_lock; GET_LOCK on MySQL). It
+ * knows nothing of Kubernetes or of the daemon, and it does not log: every
+ * failure comes back as a negative errno with a one-line detail in the
+ * caller's err buffer (never a password).
  *
- * Every round trip is asynchronous underneath (PQsendQueryParams, and
- * PQconnectStart for connecting), waits through opts.wait (the caller's
- * event loop) or poll(), and is bounded by opts.query_timeout_us, so a
- * dead network cannot stall the caller; when *opts.interrupt becomes non-zero during a wait the call gives
- * up with -EINTR. Identifiers are always quoted, values always passed as
- * parameters.
+ * Every round trip is asynchronous underneath (libpq's PQsend* and
+ * PQconnectStart; MariaDB Connector/C's _start/_cont calls), waits through
+ * opts.wait (the caller's event loop) or poll(), and is bounded by
+ * opts.query_timeout_us, so a dead network cannot stall the caller; when
+ * *opts.interrupt becomes non-zero during a wait the call gives up with
+ * -EINTR. Identifiers are always quoted; values are passed as parameters
+ * (PostgreSQL) or escaped by the client library for the connection
+ * (MySQL).
  *
  * Errors: -ENOTCONN not connected (the connection was lost: call
  * db_ensure_connected), -ETIMEDOUT deadline passed (the connection is
@@ -22,7 +26,7 @@
  * -EAGAIN reconnect backoff not elapsed, -EIO any other server error,
  * -EINVAL bad arguments, -ENOMEM. After -EINTR the connection is dropped
  * as well (a statement was in flight); a renamed or dropped lock column
- * (SQLSTATE 42703) is -ENOENT like a dropped table.
+ * (SQLSTATE 42703; MySQL error 1054) is -ENOENT like a dropped table.
  *
  * Times are int64_t microseconds: database times since the Unix epoch (UTC),
  * intervals and the caller's clock from CLOCK_MONOTONIC.

@@ -10,6 +10,7 @@
  * For a URL that does not parse, no 8-byte stretch of the password as
  * written may appear in the error because of the password (see check_error).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,18 +92,34 @@ static void check_label(const char *conninfo, const char *label)
 	PQconninfoFree(opts);
 }
 
-/* The password of a postgres[ql]:// URL as written, found the way libpq finds it. */
+/*
+ * The password of a URL as written, found the way its parser finds it:
+ * libpq's for postgres[ql]://, db/my-conn.c's (the last '@' before the
+ * first '/') for mysql:// and mariadb://.
+ */
 static const char *url_password(const char *s, size_t *len)
 {
 	const char *p, *colon;
+	bool my = false;
 
 	if (strncmp(s, "postgresql://", 13) == 0)
 		s += 13;
 	else if (strncmp(s, "postgres://", 11) == 0)
 		s += 11;
+	else if ((my = strncmp(s, "mysql://", 8) == 0))
+		s += 8;
+	else if ((my = strncmp(s, "mariadb://", 10) == 0))
+		s += 10;
 	else
 		return NULL;
-	p = s + strcspn(s, "@/");
+	if (my) {
+		const char *slash = s + strcspn(s, "/");
+		p = memrchr(s, '@', (size_t)(slash - s));
+		if (p == NULL)
+			return NULL;
+	} else {
+		p = s + strcspn(s, "@/");
+	}
 	if (*p != '@')
 		return NULL;
 	colon = memchr(s, ':', (size_t)(p - s));
@@ -169,6 +186,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (label == NULL)
 			abort();
 		check_label(conninfo, label);
+		/* A MySQL label is built from the URL's parts: the password is never one. */
+		check_error(conninfo, label);
 		db_free(db);
 	} else {
 		if (memchr(err, '\0', sizeof(err)) == NULL || err[0] == '\0' ||
