@@ -193,7 +193,8 @@ void act_session_guard(struct arbiter *a, struct arbiter_db *d, struct episode *
 	char *addrs[5], err[256];
 	size_t n_addrs = 0;
 	struct guard_view g = {.require = c->session_guard == CFG_GUARD_REQUIRE,
-			       .skew_us = c->clock_skew_us};
+			       .skew_us = c->clock_skew_us,
+			       .grant = arbiter_guard_grant(d)};
 	struct db_session *ss = NULL;
 
 	if (v->state != VERDICT_ORPHANED || c->session_guard == CFG_GUARD_OFF)
@@ -214,10 +215,11 @@ void act_session_guard(struct arbiter *a, struct arbiter_db *d, struct episode *
 		d->guard_checked = true;
 		if (!g.visible && !d->guard_blind_logged) {
 			d->guard_blind_logged = true;
-			log_warn("session guard cannot see other roles' sessions: grant "
-				 "pg_read_all_stats",
-				 "database", d->label, "session_guard", g.require ? "require" : "on",
-				 NULL);
+			char msg[96];
+			snprintf(msg, sizeof(msg),
+				 "session guard cannot see other roles' sessions: grant %s", g.grant);
+			log_warn(msg, "database", d->label, "session_guard",
+				 g.require ? "require" : "on", NULL);
 		}
 	}
 	if (guard_decide(&g, v) > 0 && may_act && c->terminate_orphaned_sessions)

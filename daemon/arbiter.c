@@ -401,6 +401,11 @@ static int poll_db(struct arbiter *a, struct arbiter_db *d)
 	return 0;
 }
 
+const char *arbiter_guard_grant(const struct arbiter_db *d)
+{
+	return strcmp(db_kind(d->db), "mysql") == 0 ? "PROCESS" : "pg_read_all_stats";
+}
+
 /* Publishes the status for /metrics, /locks and the page, when there is one. */
 void arbiter_publish(struct arbiter *a)
 {

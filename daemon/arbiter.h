@@ -125,6 +125,9 @@ int arbiter_run(struct arbiter *a);
  */
 int arbiter_settle(struct arbiter *a);
 
+/* What lets d's role see other roles' sessions: "pg_read_all_stats" or "PROCESS". */
+const char *arbiter_guard_grant(const struct arbiter_db *d);
+
 /* Publishes the status (when a->status is set) for /metrics, /locks and the page. */
 void arbiter_publish(struct arbiter *a);
 

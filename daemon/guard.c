@@ -85,7 +85,8 @@ size_t guard_decide(const struct guard_view *g, struct verdict *v)
 		v->rule = VERDICT_HELD_SESSION_UNKNOWN;
 		snprintf(v->text, sizeof(v->text),
 			 "held: orphaned, but this role cannot see other roles' sessions and "
-			 "--session-guard is require (grant pg_read_all_stats)");
+			 "--session-guard is require (grant %s)",
+			 g->grant != NULL ? g->grant : "pg_read_all_stats");
 	}
 	return count;
 }

@@ -49,6 +49,7 @@ struct guard_view {
 	const char *list_error; /* not NULL: the sessions could not be listed */
 	bool visible;           /* other roles' sessions can be seen */
 	bool require;           /* --session-guard require */
+	const char *grant;      /* what lets the role see them, for the verdict's text */
 	int64_t death_us, skew_us;
 };
 

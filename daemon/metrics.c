@@ -115,7 +115,7 @@ static const struct db_family {
 	{P "release_errors_total", "counter", "Releases that failed with an error.",
 	 offsetof(struct status_db, release_errors), false},
 	{P "session_guard_blind", "gauge",
-	 "1 when the session guard cannot see other roles' sessions (needs pg_read_all_stats).",
+	 "1 when the session guard cannot see other roles' sessions (needs pg_read_all_stats, or PROCESS on MySQL).",
 	 offsetof(struct status_db, guard_blind), true},
 	{P "holder_sessions_terminated_total", "counter",
 	 "Sessions of dead holders ended by --terminate-orphaned-sessions.",

@@ -188,6 +188,7 @@ static int build(const struct arbiter *a, struct status_tables *p)
 		sd->zone_mismatches = d->zone_mismatches;
 		sd->sessions_terminated = d->sessions_terminated;
 		sd->guard_blind = d->guard_checked && !d->guard_visible;
+		sd->guard_grant = arbiter_guard_grant(d);
 		sd->poll = d->poll;
 		ok = copy_str(d->label, &sd->label) && copy_str(d->up ? NULL : d->last_error, &sd->error);
 		for (size_t j = 0; ok && j < d->n_tables; j++) {
@@ -297,8 +298,8 @@ bool status_ready(const struct status *st, char *why, size_t cap)
 		if (st->t.dbs[i].guard_blind) {
 			snprintf(why, cap,
 				 "ok; session guard on %s cannot see other roles' sessions (grant "
-				 "pg_read_all_stats)",
-				 st->t.dbs[i].label);
+				 "%s)",
+				 st->t.dbs[i].label, st->t.dbs[i].guard_grant);
 			break;
 		}
 	}

@@ -45,6 +45,7 @@ struct status_db {
 	char *label;
 	bool up, leader;
 	bool guard_blind; /* the session guard cannot see other roles' sessions */
+	const char *guard_grant; /* what to grant for it: static, by backend */
 	char *error;
 	uint64_t release_conflicts, release_errors, zone_mismatches, sessions_terminated;
 	struct histogram poll;
