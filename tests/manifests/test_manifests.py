@@ -914,7 +914,7 @@ def test_build_stage_installs_what_meson_needs():
     assert set(build) == {"meson", "ninja-build", "gcc", "pkg-config"} | dev, (build, dev)
 
     joined = "\n".join(stages[0][1])
-    assert ("meson setup build -Dtests=disabled -Dintegration=disabled --buildtype=release"
+    assert ("meson setup build -Dtests=disabled -Dintegration=disabled -Dmysql=enabled --buildtype=release"
             in joined and "ninja -C build" in joined)
     options = (ROOT / "meson_options.txt").read_text()
     assert "option('tests'" in options and "option('integration'" in options
