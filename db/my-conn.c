@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 /* ---- the URL ------------------------------------------------------------ */
 
@@ -211,12 +210,12 @@ static void my_disconnect(struct db *db)
 	if (my == NULL || my->m == NULL)
 		return;
 	/*
-	 * A statement may be in flight on a silent server: shut the socket
-	 * first, so that mysql_close's goodbye cannot wait on it.
+	 * A statement may be in flight on a silent server: make every read and
+	 * write fail first, so that mysql_close's goodbye cannot wait on it.
+	 * mysql_close also frees the context of a non-blocking call left
+	 * suspended.
 	 */
-	int fd = (int)mysql_get_socket(my->m);
-	if (fd >= 0)
-		shutdown(fd, SHUT_RDWR);
+	mariadb_cancel(my->m);
 	mysql_close(my->m);
 	my->m = NULL;
 	my->broken = false;

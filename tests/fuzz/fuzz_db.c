@@ -139,11 +139,11 @@ static size_t count_in(const char *hay, const char *needle, size_t n)
 }
 
 /*
- * A stretch of the password leaks when the error shows it, and the error
- * for the same input with the password masked (every byte an X, except
+ * A stretch of the password leaks when the error (or label) shows it, and
+ * the error (label) for the same input with the password masked (every byte an X, except
  * what decides how libpq reads it: '%' escapes and quotes) does not.
  */
-static void check_error(const char *conninfo, const char *err)
+static void check_error(const char *conninfo, const char *err, bool label)
 {
 	size_t len = 0;
 	const char *pw = url_password(conninfo, &len);
@@ -164,6 +164,9 @@ static void check_error(const char *conninfo, const char *err)
 	}
 	err2[0] = '\0';
 	struct db *db = db_new(masked, NULL, err2, sizeof(err2));
+	/* A label is compared with the masked input's label, an error with its error. */
+	if (label)
+		snprintf(err2, sizeof(err2), "%s", db != NULL ? db_label(db) : "");
 	db_free(db);
 	for (size_t i = 0; i + WINDOW <= len; i++)
 		if (count_in(err, pw + i, WINDOW) > 0 && count_in(err2, pw + i, WINDOW) == 0 &&
@@ -187,13 +190,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		check_label(conninfo, label);
 		/* A MySQL label is built from the URL's parts: the password is never one. */
-		check_error(conninfo, label);
+		check_error(conninfo, label, true);
 		db_free(db);
 	} else {
 		if (memchr(err, '\0', sizeof(err)) == NULL || err[0] == '\0' ||
 		    strchr(err, '\n') != NULL)
 			abort();
-		check_error(conninfo, err);
+		check_error(conninfo, err, false);
 	}
 	free(conninfo);
 	return 0;
