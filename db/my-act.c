@@ -174,10 +174,7 @@ int my_sessions(struct db *db, char *const *addrs, size_t n_addrs, struct db_ses
 			n_want++;
 	rc = my_query(db,
 		      "SELECT NULL, NULL, NULL, NULL, NULL, CAST(UNIX_TIMESTAMP(NOW(6)) AS CHAR),"
-		      " CAST(EXISTS(SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE"
-		      " PRIVILEGE_TYPE IN ('PROCESS', 'SUPER') AND GRANTEE = CONCAT('''',"
-		      " SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''',"
-		      " SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')) AS CHAR),"
+		      " CAST(" MY_SEES_ALL_SQL " AS CHAR),"
 		      " CAST((SELECT MAX(ID) FROM information_schema.PROCESSLIST) AS CHAR)"
 		      " UNION ALL SELECT CAST(ID AS CHAR), HOST, COMMAND, CAST(TIME AS CHAR),"
 		      " LEFT(INFO, 150), NULL, NULL, NULL FROM information_schema.PROCESSLIST"
@@ -205,7 +202,8 @@ int my_sessions(struct db *db, char *const *addrs, size_t n_addrs, struct db_ses
 				break;
 			}
 			*visible = row[6] != NULL && strcmp(row[6], "1") == 0;
-			if (row[7] != NULL && db_parse_i64(row[7], &maxid) == 0 && maxid > 0)
+			if (*visible && row[7] != NULL && db_parse_i64(row[7], &maxid) == 0 &&
+			    maxid > 0)
 				my_sample_add(my, now, (uint64_t)maxid);
 			continue;
 		}

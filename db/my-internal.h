@@ -46,6 +46,16 @@ struct db_my {
 	size_t n_samples, head;
 };
 
+/*
+ * SQL true when this role sees every session in the process list: it
+ * has PROCESS (or SUPER) globally. USER_PRIVILEGES may list other users'
+ * grants too, so the row must be the current user's.
+ */
+#define MY_SEES_ALL_SQL                                                                            \
+	"EXISTS(SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE IN"          \
+	" ('PROCESS', 'SUPER') AND GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1),"  \
+	" '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), ''''))"
+
 enum { MY_SSL_PREFERRED, MY_SSL_DISABLED, MY_SSL_REQUIRED, MY_SSL_VERIFY_IDENTITY };
 
 /*

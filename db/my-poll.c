@@ -224,7 +224,13 @@ static char *poll_sql(struct db *db, const struct db_table *tables, size_t n, co
 	} else {
 		db_buf_add(&b, ", NULL");
 	}
-	db_buf_add(&b, ", CAST((SELECT MAX(ID) FROM information_schema.PROCESSLIST) AS CHAR), NULL");
+	/*
+	 * The highest connection id only when every session is visible: a
+	 * maximum over the role's own sessions would not bound the others.
+	 */
+	db_buf_add(&b, ", CAST(IF(");
+	db_buf_add(&b, MY_SEES_ALL_SQL);
+	db_buf_add(&b, ", (SELECT MAX(ID) FROM information_schema.PROCESSLIST), NULL) AS CHAR), NULL");
 	for (size_t i = 0; i < n; i++) {
 		const struct db_entry *e = my_find(my, &tables[i]);
 		char *q = e != NULL ? my_qualified(e) : NULL;
