@@ -2034,7 +2034,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
             "time": time.time(), "conn": self.conn_id, "method": self.command,
             "path": self.path, "auth": ok, "auth_detail": detail, "status": None,
             "fault": None, "fault_id": None, "watch": req.watch,
-            "user_agent": self.headers.get("User-Agent"),
+            "user_agent": self.headers.get("User-Agent"), "host": self.headers.get("Host"),
             "accept": self.headers.get("Accept"),
             "content_type": self.headers.get("Content-Type")})
         pretty_q = (req.q("pretty") or "").lower()
