@@ -3,10 +3,11 @@
 # builds the daemon if needed, then runs N episodes from seed S against the
 # real binary, a real PostgreSQL and the simulated Kubernetes API, and prints
 # the summary (episodes, releases, false releases, missed releases, release
-# delay distribution, arbiter exits, seed). A failure prints the seed, the
-# history file and the command that replays it.
+# delay distribution, the session guard's figures, arbiter exits, seed). A
+# failure prints the seed, the history file and the command that replays it.
 #
 #   scripts/chaos.sh [--episodes N] [--seed S] [--replay FILE] [chaos.py options]
+#   scripts/chaos.sh --episodes 800 --seed 7 --terminate-orphaned-sessions on
 #   BUILD_DIR=build-chaos scripts/chaos.sh --episodes 5000 --seed 42
 set -uo pipefail
 cd "$(dirname "$0")/.."

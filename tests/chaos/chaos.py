@@ -28,6 +28,36 @@ generator's (local wall time: same machine). The oracle checks:
   - no arbiter ever exits except when the simulation stops it on purpose
     (SIGTERM, which must then exit 0).
 
+The session guard (DESIGN.md section 6). Every holder pod has a loopback
+address (127.x.y.z) as its podIP, and in some episodes the holder has a
+database session from that address (holder_session.py: a client bound to it,
+so PostgreSQL records it as client_addr). A holder that dies in a statement
+(active) or with a transaction open (idle in transaction) leaves a session
+that outlives it, ended by the holder's side after a random time or never
+(until the episode's end); an idle one can commit nothing. After some
+deaths the address gets a new owner (a new pod with the same IP, the
+holder's restarted container) that opens a session of its own. Per run
+(--terminate-orphaned-sessions on|off, else from the seed) the arbiters end
+orphaned sessions or not. A session's start comes from pg_stat_activity (read
+by the session itself), its end from its own side, a server stop, or a FATAL
+57P01 outside a stop (pg_terminate_backend, which only an arbiter calls);
+which sessions were open at a release, from pg_stat_activity as the
+releasing transaction saw it (the audit trigger). The oracle adds:
+
+  - no arbiter release while a blocking (not idle) session of the dead
+    holder, begun before its death, is open: a FALSE release, like one while
+    the holder lives. Counted apart as UNGUARDED (a failure only with
+    --strict-guard): the releasing arbiter process was never shown the live
+    pod by the API (its request log, told apart by Host) and LOCKEDBY has no
+    address of it, so that process cannot know where the sessions come from;
+  - no termination of any session but a dead holder's begun before its
+    death (a FALSE termination: the new owner's, a live holder's);
+  - while such a session is open the orphan is kept, and the bound runs from
+    the session's end; with --terminate-orphaned-sessions a session the
+    arbiter can place before every current owner of the address (DESIGN.md)
+    is ended and the lock released within the bound; a new owner's session
+    begun after the death as the API records it (plus the skew) keeps nothing.
+
 Seeded: every episode's plan comes from random.Random("SEED:slot:k") and the
 global chaos from random.Random("SEED:chaos"). Every action is written with
 its time to history.jsonl; --replay FILE executes the same actions at the same
@@ -38,8 +68,10 @@ offsets (timing nondeterminism of the processes aside) and checks again.
 """
 
 import argparse
+import calendar
 import heapq
 import json
+import math
 import os
 import random
 import shutil
@@ -54,8 +86,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "k8s_sim"))
+sys.path.insert(0, HERE)
 
 from pgserver import PgServer, quote_ident, quote_literal  # noqa: E402
+from holder_session import MODES, HolderSession, SessionError  # noqa: E402
 from simctl import Sim, SimError  # noqa: E402
 import arbiter_proc  # noqa: E402
 
@@ -64,6 +98,7 @@ OTHER_NS = "c"  # a namespace the arbiters are not told about
 TABLE = "databasechangeloglock"
 APP_HOLDER = "chaos-liquibase"
 APP_OPERATOR = "chaos-operator"
+APP_SESSION = "chaos-holder-session"
 
 # Arbiter settings: polls every 100 ms; the simulator writes container and pod
 # times in whole seconds, so a death later than the grant's second plus the
@@ -73,6 +108,23 @@ POLL = "100ms"
 SKEW = "200ms"
 MIN_AGE = "300ms"
 MIN_PROVABLE_DEATH = 2.3
+SKEW_S = 0.2
+
+# The session guard. A holder's session must begin long enough before the
+# death that the API's whole-second record of it (plus the skew) still places
+# the session before it: a second and a bit. The guard's plan of an episode
+# comes from its own stream, random.Random("SEED:slot:k:guard"), so that the
+# plans of the other episodes stay what they were for a seed.
+SESSION_LEAD = 1.3
+P_SESSION = (0.35, 0.7)  # the holder has a session from its pod's address (lives, dies)
+P_LINGER = 0.7  # a dying holder's session outlives the death (if it is not idle)
+P_NEVER = 0.3  # ... and stays open until the episode's end
+P_REUSE = 0.6  # a lingering orphan's address gets a new owner with a session
+# A new owner's session keeps nothing once it began this long (plus the
+# skew) after the moment an arbiter can have seen a deleted pod gone: its
+# record of the death of a bare 404.
+REUSE_MARGIN = 1.0
+INF = float("inf")
 
 # Allowances after a disruption ends, from the clients' documented backoff:
 # the Kubernetes client backs off up to 10 s after outage answers, and a hung
@@ -103,6 +155,17 @@ def now():
     return time.time()
 
 
+def log_time(rec):
+    """A log record's ts (RFC 3339, UTC) in Unix seconds; 0 when absent."""
+    ts = rec.get("ts") or ""
+    try:
+        whole = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return 0.0
+    frac = ts[19:].rstrip("Z")
+    return whole + (float(frac) if frac.startswith(".") and frac[1:].isdigit() else 0.0)
+
+
 def pct(values, p):
     if not values:
         return None
@@ -131,9 +194,14 @@ class World:
         self.unexpected_exits = []
         self.shutdowns = []
         self.dbs = ["chaos%d" % i for i in range(cfg["databases"])]
+        self.sessions = {}  # sid -> HolderSession, every one opened
 
     def start(self):
         self.pg.start()
+        # Pods' sessions come from 127.x.y.z (initdb trusts only 127.0.0.1).
+        with open(os.path.join(self.pg.datadir, "pg_hba.conf"), "a", encoding="utf-8") as f:
+            f.write("\nhost all all 127.0.0.0/8 trust\n")
+        self.pg.psql("SELECT pg_reload_conf()")
         self.sim = Sim(os.path.join(self.workdir, "sim"), namespaces=list(HOLDER_NS) + [OTHER_NS])
         self.sim.start()
         for db in self.dbs:
@@ -153,12 +221,25 @@ class World:
             raise RuntimeError("psql %s: %s" % (db, out.stderr.strip()[:300]))
         return out.stdout
 
+    def api_url(self, name):
+        """Arbiter B reaches the API by the name localhost (the certificate
+        names it): the API's request log (Host) then tells whose request it
+        served, for the oracle's ground truth of what each one can know."""
+        if name == "B":
+            return self.sim.url.replace("//127.0.0.1:", "//localhost:")
+        return self.sim.url
+
+    def api_host(self, name):
+        return self.api_url(name).split("//", 1)[1].rstrip("/")
+
     def arbiter_args(self, name):
         args = ["run", "--poll-interval", POLL, "--clock-skew", SKEW, "--min-lock-age", MIN_AGE,
-                "--kube-api", self.sim.url, "--kube-token-file", self.sim.token_file,
+                "--kube-api", self.api_url(name), "--kube-token-file", self.sim.token_file,
                 "--kube-ca-file", self.sim.ca, "--listen", "127.0.0.1:0"]
         for ns in HOLDER_NS:
             args += ["--holder-namespace", ns]
+        if self.cfg.get("terminate_sessions"):
+            args.append("--terminate-orphaned-sessions")
         for db in self.dbs:
             # The audit tells the two arbiters apart by application_name.
             args += ["--database", self.pg.dsn(db) + "?application_name=lock-arbiter-" + name]
@@ -168,6 +249,7 @@ class World:
         gen = self.arb_generation.get(name, 0) + 1
         self.arb_generation[name] = gen
         a = arbiter_proc.Arbiter(self.arbiter_args(name), name="arbiter-%s.%d" % (name, gen))
+        a.started_at = now()
         a.start()
         self.arbiters[name] = a
         self.all_arbiters.append(a)
@@ -217,23 +299,37 @@ class World:
                 self.stop_arbiter(name)
         for a in self.all_arbiters:
             self.save_log(a)
+        for sess in self.sessions.values():
+            sess.abandon()
         if self.sim:
             self.sim.stop()
         self.pg.cleanup()
 
 
+# A release also records the pods' sessions open at that instant, in the
+# releasing transaction (pg_stat_activity is read once per transaction): the
+# ground truth of whether the dead holder's session was still there.
 AUDIT_SQL = r"""
 CREATE TABLE IF NOT EXISTS public.chaos_audit (
   id bigserial PRIMARY KEY, ts double precision, app text, sch text, tbl text,
-  old_by text, old_granted text, old_locked boolean, new_locked boolean, new_by text);
+  old_by text, old_granted text, old_locked boolean, new_locked boolean, new_by text,
+  sessions text);
 CREATE OR REPLACE FUNCTION public.chaos_audit_fn() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO public.chaos_audit (ts, app, sch, tbl, old_by, old_granted, old_locked,
-                                  new_locked, new_by)
+                                  new_locked, new_by, sessions)
   VALUES (extract(epoch FROM clock_timestamp()), current_setting('application_name'),
           TG_TABLE_SCHEMA, TG_TABLE_NAME, OLD.lockedby,
           to_char(OLD.lockgranted, 'YYYY-MM-DD HH24:MI:SS.US'), OLD.locked, NEW.locked,
-          NEW.lockedby);
+          NEW.lockedby,
+          CASE WHEN OLD.locked AND NOT NEW.locked THEN
+            (SELECT coalesce(json_agg(json_build_object(
+                      'pid', a.pid, 'addr', host(a.client_addr), 'state', a.state,
+                      'start', extract(epoch FROM a.backend_start)::float8)), '[]')::text
+             FROM pg_stat_activity a
+             WHERE a.client_addr << inet '127.0.0.0/8' AND a.client_addr <> inet '127.0.0.1'
+               AND a.pid <> pg_backend_pid())
+          END);
   RETURN NULL;
 END $$;
 """
@@ -271,7 +367,8 @@ class Executor:
         ok, result = True, None
         try:
             result = getattr(self, "op_" + op)(**kw)
-        except (SimError, RuntimeError, subprocess.SubprocessError, OSError) as e:
+        except (SimError, RuntimeError, SessionError, subprocess.SubprocessError,
+                OSError) as e:
             ok, result = False, str(e)[:300]
         hi = now()
         rec["t"] = round(lo - self.t0, 4)
@@ -331,6 +428,24 @@ class Executor:
 
     def op_ep_end(self, ep):
         return None
+
+    # database sessions of pods (the session guard)
+    def op_session_open(self, sid, ep, role, db, ip, mode, owner=None):
+        """A session from ip: role holder (the episode's holder), or reuse
+        (the address's next owner, owner naming it)."""
+        sess = HolderSession(self.w.pg.host, self.w.pg.port, db, ip, app=APP_SESSION)
+        sess.sid, sess.ep, sess.role, sess.owner = sid, ep, role, owner
+        sess.open_lo = sess.open_hi = sess.end_lo = sess.end_hi = None
+        sess.planned_end = None
+        info = sess.open(mode)
+        self.w.sessions[sid] = sess
+        return info
+
+    def op_session_end(self, sid):
+        sess = self.w.sessions.get(sid)
+        if sess is None:
+            raise RuntimeError("no open session %s" % sid)
+        return sess.end()
 
     def op_ep_void(self, ep):
         return None
@@ -396,6 +511,11 @@ class Oracle:
         self.false_releases = []
         self.foreign_releases = []
         self.verdicts = {}
+        self.terminate = bool(world.cfg.get("terminate_sessions"))
+        self.pg_stops = []  # (lo, hi) of every server stop: it ends every session
+        self.ip_pods = {}  # podIP -> [(ns, name, created lo)]
+        self.sim_gets = None  # pod path -> [(time, Host)] the API served it (at the end)
+        self.session_open_failed = []  # errors of sessions that could not be opened
         world.crash_hook = self.on_crash
 
     def on_crash(self, name):
@@ -424,6 +544,30 @@ class Oracle:
             ep = self.eps.get(rec["ep"])
             if ep is not None and ok and result:
                 ep.setdefault("unlocked_by", rec["who"])
+                if rec["who"] == "operator":
+                    ep.setdefault("operator_unlock_lo", lo)
+        elif op == "session_open" and ok:
+            sess = self.w.sessions[rec["sid"]]
+            sess.open_lo, sess.open_hi = lo, hi
+        elif op == "session_open" and "db" not in self.open:
+            self.session_open_failed.append(rec.get("error"))
+        elif op == "session_end" and ok:
+            sess = self.w.sessions[rec["sid"]]
+            if sess.end_lo is None:
+                sess.end_lo, sess.end_hi = lo, hi
+        elif op == "pg_stop":
+            self.pg_stops.append((lo, hi))
+        elif op == "deleting" and ok:
+            # The API now records a death 30 s ahead (deletionTimestamp =
+            # now + grace): the arbiter places sessions against that.
+            for ep in self.eps.values():
+                if (ep.get("ns"), ep.get("pod")) == (rec["ns"], rec["name"]) and \
+                        "take_lo" in ep and "end" not in ep:
+                    ep.setdefault("deleting_lo", lo)
+        if op in ("create_pod", "recreate_pod") and ok:
+            ip = (rec.get("desc") or rec.get("overrides") or {}).get("podIP")
+            if ip:
+                self.ip_pods.setdefault(ip, []).append((rec["ns"], rec["name"], lo))
         if rec.get("kills") is not None and ok:
             ep = self.eps.get(rec["kills"])
             if ep is not None and "death_lo" not in ep:
@@ -491,6 +635,7 @@ class Oracle:
         ep = self.eps[epid]
         if app.startswith("lock-arbiter"):
             ep["released_at"] = row["ts"]
+            ep["release_sessions"] = json.loads(row["sessions"]) if row.get("sessions") else None
             ep["released_by"] = app
             ep["release_db"] = db
             dlo = ep.get("death_lo")
@@ -501,9 +646,11 @@ class Oracle:
             ep.setdefault("freed_at", row["ts"])
 
     def release_record(self, ep):
-        """The releasing arbiter's own log line for this release."""
+        """The releasing arbiter's own log line for this release (the one
+        nearest in time: the same LOCKEDBY can come back in later episodes)."""
         label = "%s:%d/%s" % (self.w.pg.host, self.w.pg.port, ep["db"])
         app = ep.get("released_by", "")
+        best = None
         for a in reversed(self.w.all_arbiters):
             if not app.endswith("-" + a.name.split("-")[1].split(".")[0]):
                 continue
@@ -511,8 +658,10 @@ class Oracle:
                 if (r.get("msg") == "lock released" and r.get("database") == label
                         and r.get("schema") == ep["schema"]
                         and r.get("lockedby") == ep["lockedby"]):
-                    return "%s: %s" % (a.name, line)
-        return None
+                    off = abs(log_time(r) - ep.get("released_at", 0.0))
+                    if best is None or off < best[0]:
+                        best = (off, "%s: %s" % (a.name, line))
+        return best[1] if best else None
 
     def last_verdict(self, db, schema):
         label = "%s:%d/%s" % (self.w.pg.host, self.w.pg.port, db)
@@ -528,11 +677,193 @@ class Oracle:
                 break
         return best
 
+    # the session guard
+    def ep_sessions(self, ep, role=None):
+        return [x for x in list(self.w.sessions.values())
+                if x.ep == ep["id"] and x.open_lo is not None and (role is None or x.role == role)]
+
+    def in_pg_stop(self, t):
+        return any(lo - 0.05 <= t <= hi + 0.5 for lo, hi in self.pg_stops)
+
+    def session_end(self, sess):
+        """(lo, hi, cause) of the end of sess, or None while it is open. cause:
+        client (its own side ended it), restart (the server stopped),
+        terminated (a FATAL 57P01 outside a server stop: pg_terminate_backend,
+        which nothing but an arbiter calls), lost (anything else)."""
+        ends = []
+        if sess.end_lo is not None:
+            ends.append((sess.end_lo, sess.end_hi, "client"))
+        for lo, hi in self.pg_stops:
+            if lo >= sess.open_lo:
+                ends.append((lo, hi, "restart"))
+                break
+        if sess.fatal is not None:
+            t, code = sess.fatal[0], sess.fatal[1]
+            ends.append((t, t, "restart" if self.in_pg_stop(t)
+                         else "terminated" if code == "57P01" else "lost"))
+        elif sess.eof_at is not None and not sess.ending:
+            ends.append((sess.eof_at, sess.eof_at,
+                         "restart" if self.in_pg_stop(sess.eof_at) else "lost"))
+        return min(ends) if ends else None
+
+    def outlives(self, ep, sess):
+        """A session of the dead holder, begun before its death, still open at it."""
+        if sess.role != "holder" or "death_lo" not in ep or sess.backend_start >= ep["death_lo"]:
+            return False
+        e = self.session_end(sess)
+        return e is None or e[0] > ep["death_lo"]
+
+    def lingers(self, ep, sess):
+        """... and able to commit: not idle (the guard's rule, DESIGN.md section 6)."""
+        return sess.mode != "idle" and self.outlives(ep, sess)
+
+    def knows_address(self, ep):
+        """Whether the arbiters can have learned the holder's address: LOCKEDBY
+        carries it (HOST (ADDR)), or nothing disturbed them between the grant
+        and the death, while the API showed the live pod with its podIP."""
+        if ep.get("form") in ("host", "host_desc", "host_fqdn"):
+            return True
+        lo, hi = ep["take_lo"], ep["death_hi"]
+        return not any(start < hi and end > lo and kind != "token"
+                       for kind, start, end, db in self.windows + self.open_windows())
+
+    def load_requests(self, requests):
+        """The simulated API's request log: when it served each pod (a GET
+        answered 200, no fault but latency), the ground truth of what the
+        arbiters can have learned of a pod."""
+        self.sim_gets = {}
+        for r in requests:
+            if (r.get("method") == "GET" and r.get("status") == 200 and not r.get("watch")
+                    and r.get("fault") in (None, "latency")):
+                self.sim_gets.setdefault(r["path"].split("?")[0], []).append(
+                    (r["time"], r.get("host")))
+
+    def releasing_process(self, ep):
+        """The arbiter process that made ep's release (its audit row names
+        the arbiter; the process is the one running then)."""
+        name = (ep.get("released_by") or "").rsplit("-", 1)[-1]
+        best = None
+        for a in self.w.all_arbiters:
+            if a.name.startswith("arbiter-%s." % name) and a.started_at <= ep["released_at"]:
+                best = a
+        return name, best
+
+    def served_alive(self, ep, name=None, since=None):
+        """Whether the API showed the live holder pod, with its podIP, between
+        the grant (or since) and the death: to arbiter name, or to anyone
+        (None: its request log is unknown)."""
+        if self.sim_gets is None:
+            return None
+        path = "/api/v1/namespaces/%s/pods/%s" % (ep["ns"], ep["pod"])
+        lo = ep["take_lo"] if since is None else max(ep["take_lo"], since)
+        host = None if name is None else self.w.api_host(name)
+        return any(lo <= t <= ep["death_lo"] and (host is None or h == host)
+                   for t, h in self.sim_gets.get(path, []))
+
+    def releaser_saw_pod(self, ep):
+        """Whether the process that released ep was shown the live holder pod
+        between the grant and the death (the API's log, by Host)."""
+        name, proc = self.releasing_process(ep)
+        if proc is None:
+            return None
+        return self.served_alive(ep, name, proc.started_at)
+
+    def placeable(self, ep, sess):
+        """Whether an arbiter with --terminate-orphaned-sessions can end sess
+        (DESIGN.md section 6): it began before every pod that has the address
+        now (creation minus the skew), or before the death as the API records
+        it (whole seconds) minus the skew when no pod has it. A finished pod,
+        or a pod whose container restarted, still has its address."""
+        if ep.get("death_op") not in ("delete_pod", "recreate_pod"):
+            return False
+        line = math.floor(ep["death_lo"]) - SKEW_S - 0.05
+        for ns, name, created in self.ip_pods.get(sess.src, []):
+            if created > ep["take_lo"] and ns in HOLDER_NS:
+                line = min(line, math.floor(created) - SKEW_S - 0.05)
+        return sess.backend_start < line and self.knows_address(ep)
+
+    def reuse_judged(self, ep, sess):
+        """Whether a new owner's session must keep nothing: it began after the
+        death as the API records it plus the skew. The API's record is a
+        whole-second time at or before the death (a creation, a termination),
+        but for a bare 404 it is when an arbiter first saw the pod gone (at
+        the latest when the death became visible, REUSE_MARGIN aside), and a
+        pod marked for deletion has it 30 s ahead (deletionTimestamp)."""
+        if "death_lo" not in ep:
+            return False
+        if ep.get("death_op") == "delete_pod":
+            return ("deleting_lo" not in ep and
+                    sess.backend_start > self.visible_from(ep) + SKEW_S + REUSE_MARGIN)
+        return sess.backend_start > ep["death_hi"] + SKEW_S + 0.3
+
+    def guard_hold(self, ep):
+        """Until when sessions may keep ep's orphaned lock: (the end (hi) of the
+        last such session, INF while one is open; why; whether an open one has
+        a planned end still ahead), or (None, None, False) when none may.
+        The dead holder's lingering sessions may, except one that an arbiter
+        with --terminate-orphaned-sessions can place; a new owner's session
+        only when it cannot be placed after the recorded death."""
+        until, why, pending = None, None, False
+        for sess in self.ep_sessions(ep):
+            if sess.role == "holder":
+                if not self.lingers(ep, sess) or (self.terminate and self.placeable(ep, sess)):
+                    continue
+                w = "the dead holder's session is open"
+            else:
+                if sess.mode == "idle" or self.reuse_judged(ep, sess):
+                    continue
+                w = "a new owner's session began before the death as recorded"
+            e = self.session_end(sess)
+            t = INF if e is None else e[1]
+            if e is None and sess.planned_end is not None:
+                pending = True
+            if until is None or t > until:
+                until, why = t, w
+        return until, why, pending
+
+    def open_at_release(self, ep, sess, idle_too=False):
+        """Whether sess was open and not idle (idle_too: or idle) when ep's
+        lock was released, as pg_stat_activity showed it to the releasing
+        transaction (the audit); by the session's own clock only when the
+        audit has no record."""
+        snap = ep.get("release_sessions")
+        if snap is None:
+            e = self.session_end(sess)
+            return sess.open_lo <= ep["released_at"] and (e is None or e[0] > ep["released_at"])
+        return any(r.get("pid") == sess.pid and r.get("start") is not None
+                   and abs(r["start"] - sess.backend_start) < 0.002
+                   and (idle_too or r.get("state") != "idle") for r in snap)
+
+    def session_desc(self, sess):
+        e = self.session_end(sess)
+        return ("%s session %s pid %s from %s (%s), began %.3f, %s" % (
+            sess.role, sess.sid, sess.pid, sess.src, sess.mode, sess.backend_start,
+            "open" if e is None else "ended %.3f (%s)" % (e[0], e[2])))
+
+    def write_sessions(self, path):
+        """Every session and how the oracle placed it, one JSON line each."""
+        with open(path, "w") as f:
+            for x in list(self.w.sessions.values()):
+                if x.open_lo is None:
+                    continue
+                ep = self.eps.get(x.ep, {})
+                e = self.session_end(x)
+                row = {"sid": x.sid, "role": x.role, "owner": x.owner, "mode": x.mode,
+                       "pid": x.pid, "addr": x.client_addr, "began": x.backend_start,
+                       "open_lo": x.open_lo, "end": e, "errors": x.errors,
+                       "death_lo": ep.get("death_lo"), "death_op": ep.get("death_op"),
+                       "released_at": ep.get("released_at"), "cls": ep.get("cls")}
+                if "death_lo" in ep:
+                    row.update(outlives=self.outlives(ep, x), lingers=self.lingers(ep, x),
+                               placeable=self.placeable(ep, x) if x.role == "holder" else None,
+                               judged=self.reuse_judged(ep, x) if x.role == "reuse" else None)
+                f.write(json.dumps(row, sort_keys=True) + "\n")
+
     # the bound
-    def visible_from(self, ep):
-        """The death, or the end (with backoff allowance) of every disruption
-        under way at that moment."""
-        v = ep["death_hi"]
+    def visible_from(self, ep, start=None):
+        """The death (or start, when later), or the end (with backoff
+        allowance) of every disruption under way at that moment."""
+        v = ep["death_hi"] if start is None else max(ep["death_hi"], start)
         changed = True
         while changed:
             changed = False
@@ -541,10 +872,12 @@ class Oracle:
                     v, changed = end, True
         return v
 
-    def release_deadline(self, ep):
+    def release_deadline(self, ep, start=None):
         """visible_from + bound, pushed past any disruption that begins before
         that deadline (its end with allowance, plus the bound again)."""
-        v = self.visible_from(ep)
+        v = self.visible_from(ep, start)
+        if v == INF:
+            return INF
         d = v + self.bound
         changed = True
         while changed:
@@ -628,7 +961,11 @@ class Oracle:
             return ep["death_hi"] + 3.0
         if self.open:
             return None
-        return self.release_deadline(ep) + 0.5
+        hold, _, pending = self.guard_hold(ep)
+        if hold == INF:
+            # A session keeps it: until its planned end, or the episode's.
+            return None if pending else ep.get("patience_until", ep["death_hi"] + 3.0)
+        return self.release_deadline(ep, hold) + 0.5
 
     # final judgement
     def judge(self):
@@ -636,7 +973,7 @@ class Oracle:
                "bound_class": 0, "released": 0, "released_bound_class": 0,
                "released_other": 0, "kept_legit": 0, "missed": [], "false": [],
                "delays": [], "delays_undisturbed": [], "delays_visible": [],
-               "kept_reasons": {}, "rules": {}}
+               "kept_reasons": {}, "rules": {}, "delays_after_session": []}
         for ep in self.eps.values():
             if "take_lo" not in ep:
                 continue
@@ -653,21 +990,42 @@ class Oracle:
                 continue
             res["orphans"] += 1
             why = self.expects_release(ep)
+            hold = hold_why = None
+            if why is None:
+                # A session that may keep the lock: the bound runs from its end;
+                # one open until the operator gave up kept it legitimately.
+                hold, hold_why, _ = self.guard_hold(ep)
+                unlock = ep.get("operator_unlock_lo")
+                if "released_at" not in ep and hold is not None and (
+                        hold == INF or (unlock is not None and hold > unlock)):
+                    why = "kept while a session was open (%s)" % hold_why
             if why is None:
                 res["bound_class"] += 1
-                vis = self.visible_from(ep)
+                start = None if hold is None or hold == INF else hold
+                vis = self.visible_from(ep, start)
+                deadline = self.release_deadline(ep, start) if hold != INF else INF
                 rel = ep.get("released_at")
-                if rel is not None and rel <= self.release_deadline(ep):
+                if rel is not None and rel <= deadline:
                     res["released_bound_class"] += 1
-                    delay = max(0.0, rel - ep["death_hi"])
-                    res["delays"].append(delay)
-                    res["delays_visible"].append(max(0.0, rel - vis))
-                    if self.undisturbed(ep, rel):
-                        res["delays_undisturbed"].append(delay)
+                    linger = [self.session_end(x) for x in self.ep_sessions(ep, "holder")
+                              if self.lingers(ep, x)]
+                    ended = [e[1] for e in linger if e is not None]
+                    if linger:
+                        # Released after the holder's session ended (or was ended).
+                        res["delays_after_session"].append(
+                            max(0.0, rel - max(ended)) if len(ended) == len(linger) else 0.0)
+                    else:
+                        delay = max(0.0, rel - ep["death_hi"])
+                        res["delays"].append(delay)
+                        res["delays_visible"].append(max(0.0, rel - vis))
+                        if self.undisturbed(ep, rel):
+                            res["delays_undisturbed"].append(delay)
                     res["rules"][ep["death_op"]] = res["rules"].get(ep["death_op"], 0) + 1
                 else:
                     ep["visible_from"] = vis
-                    ep["deadline"] = self.release_deadline(ep)
+                    ep["deadline"] = deadline
+                    if hold is not None:
+                        ep["hold"] = "%s until %.3f" % (hold_why, hold)
                     res["missed"].append(ep)
             else:
                 if "released_at" in ep:
@@ -675,7 +1033,102 @@ class Oracle:
                 else:
                     res["kept_legit"] += 1
                     res["kept_reasons"][why] = res["kept_reasons"].get(why, 0) + 1
+        res["guard"] = self.judge_guard()
         return res
+
+    def judge_guard(self):
+        """The session guard's figures, its false releases (the dead holder's
+        blocking session open at the release) and false terminations (any
+        session but a dead holder's begun before its death)."""
+        g = {"holder_sessions": 0, "outlived": {m: 0 for m in MODES}, "lingering": 0,
+             "kept_while_open": 0, "released_after_end": 0, "open_at_end": 0,
+             "terminated": 0, "termination_expected": 0, "idle_released_open": 0,
+             "alive_logged": 0, "reuse": {}, "reuse_judged": 0, "reuse_released_open": 0,
+             "reuse_terminated": 0, "false_releases": [], "false_terminations": [],
+             "unexplained": [], "logged_terminations": 0, "unguarded": []}
+        logged = set()
+        for a in self.w.all_arbiters:
+            g["logged_terminations"] += a.count("holder session terminated")
+            logged |= {str(r.get("pid")) for r in list(a.records)
+                       if r.get("msg") == "holder session terminated"}
+        observed = set()
+        for sess in list(self.w.sessions.values()):
+            if sess.open_lo is None:
+                continue
+            e = self.session_end(sess)
+            ep = self.eps.get(sess.ep, {})
+            if sess.role == "holder":
+                g["holder_sessions"] += 1
+            else:
+                g["reuse"][sess.owner] = g["reuse"].get(sess.owner, 0) + 1
+            if e is not None and e[2] == "lost":
+                g["unexplained"].append(sess)
+            if e is not None and e[2] == "terminated":
+                observed.add(str(sess.pid))
+                if (sess.role == "holder" and "death_lo" in ep and e[0] > ep["death_lo"]
+                        and sess.backend_start < ep["death_lo"]):
+                    g["terminated"] += 1
+                else:
+                    g["false_terminations"].append(sess)
+            if sess.role == "reuse" and "death_lo" in ep:
+                rel = ep.get("released_at")
+                if self.reuse_judged(ep, sess) and sess.mode != "idle":
+                    g["reuse_judged"] += 1
+                    if rel is not None and self.open_at_release(ep, sess):
+                        g["reuse_released_open"] += 1
+                if e is not None and e[2] == "terminated":
+                    g["reuse_terminated"] += 1
+        g["logged_pids"] = len(logged)
+        g["logged_not_observed"] = sorted(logged - observed)
+        g["observed_not_logged"] = sorted(observed - logged)
+        alive = {}  # (database, schema) -> explanations of held_session_alive verdicts
+        for a in self.w.all_arbiters:
+            for r in list(a.records):
+                if r.get("msg") == "verdict" and r.get("reason") == "held_session_alive":
+                    alive.setdefault((r.get("database"), r.get("schema")), []).append(
+                        r.get("explanation") or "")
+        for ep in self.eps.values():
+            if "take_lo" not in ep or ep.get("void") or "death_lo" not in ep:
+                continue
+            rel = ep.get("released_at")
+            mine = [x for x in self.ep_sessions(ep, "holder") if self.outlives(ep, x)]
+            for x in mine:
+                g["outlived"][x.mode] += 1
+                if x.mode == "idle" and rel is not None and self.open_at_release(ep, x, True):
+                    g["idle_released_open"] += 1
+            linger = [x for x in mine if self.lingers(ep, x)]
+            if not linger:
+                continue
+            g["lingering"] += 1
+            ends = [self.session_end(x) for x in linger]
+            open_at_rel = [x for x in linger if rel is not None and self.open_at_release(ep, x)]
+            if open_at_rel:
+                ep["guard_false"] = open_at_rel
+                # The guard looks for the addresses the arbiter saw the pod
+                # with, and ADDR: when LOCKEDBY has no address of the pod and
+                # the API never showed the live pod to the releasing process
+                # between the grant and the death, that process cannot know
+                # where its sessions come from (DESIGN.md section 6 names no
+                # other source). Counted apart, reported with the same detail.
+                if (ep.get("form") not in ("host", "host_desc", "host_fqdn")
+                        and self.releaser_saw_pod(ep) is False):
+                    g["unguarded"].append(ep)
+                else:
+                    g["false_releases"].append(ep)
+            else:
+                g["kept_while_open"] += 1
+                if rel is not None:
+                    g["released_after_end"] += 1
+            unlock = ep.get("operator_unlock_lo")
+            if unlock is not None and any(e is None or e[0] > unlock for e in ends):
+                g["open_at_end"] += 1
+            if self.terminate and any(self.placeable(ep, x) for x in linger):
+                g["termination_expected"] += 1
+            pids = ["pid %s " % x.pid for x in linger]
+            label = "%s:%d/%s" % (self.w.pg.host, self.w.pg.port, ep["db"])
+            if any(p in text for text in alive.get((label, ep["schema"]), []) for p in pids):
+                g["alive_logged"] += 1
+        return g
 
 
 # -- the generator --------------------------------------------------------------------
@@ -726,9 +1179,12 @@ class Generator:
         return "tenant_%d" % self.schema_counter
 
     def new_ip(self):
+        """A pod IP on the loopback network (127.10.0.1 on), so that the pod's
+        database sessions can come from it (never 127.0.0.1, where the
+        arbiters and the operator connect from)."""
         self.ip_counter += 1
         n = self.ip_counter
-        return "10.244.%d.%d" % ((n // 250) % 250, n % 250 + 1)
+        return "127.%d.%d.%d" % (10 + (n // 62500) % 240, (n // 250) % 250, n % 250 + 1)
 
     def spawn(self, gen, delay=0.0):
         self.seq += 1
@@ -772,7 +1228,8 @@ class Generator:
             self.started += 1
             slot.k += 1
             rng = random.Random("%s:%d:%d" % (self.seed, slot.idx, slot.k))
-            yield from self.episode(slot, rng, "%d.%d" % (slot.idx, slot.k))
+            grng = random.Random("%s:%d:%d:guard" % (self.seed, slot.idx, slot.k))
+            yield from self.episode(slot, rng, "%d.%d" % (slot.idx, slot.k), grng)
             # Schema churn: a tenant's lock table dropped and another created.
             if slot.schema != "public" and rng.random() < self.cfg["schema_churn"]:
                 yield from self.retry("schema_drop", db=slot.db, schema=slot.schema)
@@ -801,7 +1258,71 @@ class Generator:
                 return name
         return None
 
-    def episode(self, slot, rng, epid):
+    @staticmethod
+    def guard_plan(g, orphan, death, hold, decoy):
+        """The session guard's part of an episode, from its own stream g: does
+        the holder have a session from its pod's address, opened before the
+        take (Liquibase connects, then locks) or later (but SESSION_LEAD before
+        the death), doing what (holder_session.MODES); does it outlive the
+        death, for how long (or until the episode's end); does the address
+        get a new owner with a session after the death, and when."""
+        p = {"session": g.random() < P_SESSION[orphan]}
+        if not p["session"]:
+            return p
+        p["open_after"] = None
+        if hold >= SESSION_LEAD + 0.4 and g.random() < 0.3:
+            p["open_after"] = g.uniform(0.1, hold - SESSION_LEAD)
+        p["mode"] = g.choices(MODES, [50, 35, 15])[0]
+        p["linger"] = orphan and g.random() < P_LINGER
+        p["never"] = p["linger"] and g.random() < P_NEVER
+        p["linger_for"] = g.uniform(0.3, 2.5)
+        p["patience"] = g.uniform(1.5, 3.5)
+        # The address is free after a deletion, a replacement, or a finished
+        # pod; after a container restart the pod keeps it, and its next
+        # container is the one that connects.
+        reuse_ok = death in ("delete", "recreate", "phase_failed", "phase_succeeded", "restart",
+                             "stop_init") and not (death == "recreate" and decoy)
+        p["reuse"] = p["linger"] and reuse_ok and g.random() < P_REUSE
+        if p["reuse"]:
+            p["reuse_gap"] = g.uniform(1.5, 2.5)
+            if not p["never"] and g.random() < 0.75:
+                p["linger_for"] = p["reuse_gap"] + g.uniform(0.5, 2.0)  # still open then
+            p["reuse_mode"] = g.choices(["active", "idle_tx"], [55, 45])[0]
+            p["reuse_never"] = g.random() < 0.4
+            p["reuse_for"] = g.uniform(1.5, 4.0)
+            p["reuse_ns"] = g.choices([HOLDER_NS[0], HOLDER_NS[1], OTHER_NS], [45, 45, 10])[0]
+        return p
+
+    def end_sessions(self, sids):
+        """The episode is over: its sessions still open end (the holder's side)."""
+        for sid in sids:
+            sess = self.w.sessions.get(sid)
+            if sess is not None and not sess.closed():
+                self.ex.do("session_end", sid=sid)
+
+    def open_reuse(self, slot, ep, gp, death, ip, owned, rsid):
+        """The holder's address gets its next owner, which opens a session."""
+        owner = {"recreate": "recreated pod", "restart": "restarted container",
+                 "stop_init": "next container"}.get(death)
+        if owner is None:
+            rns, rname = gp["reuse_ns"], "reuse-%d-%d" % (slot.idx, slot.k)
+            if (rns, rname) in self.in_use:
+                return False
+            self.in_use.add((rns, rname))
+            ok, _ = self.ex.do("create_pod", ns=rns, name=rname,
+                               desc={"podIP": ip, "containers": ["app"]})
+            if not ok:
+                self.in_use.discard((rns, rname))
+                return False
+            owned.append((rns, rname))
+            owner = "new pod" if rns in HOLDER_NS else "new pod, unwatched namespace"
+        ok, _ = self.ex.do("session_open", sid=rsid, ep=ep["id"], role="reuse", db=slot.db,
+                           ip=ip, mode=gp["reuse_mode"], owner=owner)
+        if ok and not gp["reuse_never"]:
+            self.w.sessions[rsid].planned_end = now() + gp["reuse_for"]
+        return ok
+
+    def episode(self, slot, rng, epid, grng):
         # -- the holder's pod
         ns = OTHER_NS if rng.random() < 0.04 else rng.choice(HOLDER_NS)
         name = self.pick_pod(rng, slot, ns)
@@ -872,7 +1393,7 @@ class Generator:
             lockedby = "%s.%s.%s.svc.cluster.local (%s)" % (name, name.split("-")[0], ns, ip)
         else:
             lockedby = "%s (10.99.%d.%d)" % (name, rng.randrange(250), rng.randrange(1, 250))
-        yield rng.uniform(0.2, 1.2)  # the JVM starts before Liquibase takes the lock
+        jvm = rng.uniform(0.2, 1.2)  # the JVM starts before Liquibase takes the lock
 
         # -- the plan: the holder finishes, or dies holding the lock
         orphan = rng.random() < 0.6
@@ -901,10 +1422,21 @@ class Generator:
         truth = {"ns": ns, "pod": name, "container": holder, "layout": layout, "known": known,
                  "form": form, "decoy": decoy, "orphan": orphan, "cls": cls if orphan else None,
                  "why_c": why_c, "death": death if orphan else None, "rule": rule}
+        # The holder's own database session (the session guard).
+        gp = self.guard_plan(grng, orphan, death, hold, decoy)
+        sid, rsid = "%s/holder" % epid, "%s/reuse" % epid
+        if gp["session"] and gp["open_after"] is None:
+            # Connected at the start; SESSION_LEAD before the death at least
+            # (a holder that dies within a second of the grant started early).
+            self.ex.do("session_open", sid=sid, ep=epid, role="holder", db=slot.db, ip=ip,
+                       mode=gp["mode"])
+            jvm = max(jvm, SESSION_LEAD + 0.1 - hold)
+        yield jvm
         ok, _ = self.ex.do("take", ep=epid, db=slot.db, schema=slot.schema, lockedby=lockedby,
                            truth=truth)
         if not ok:
             self.ex.do("ep_void", ep=epid)
+            self.end_sessions([sid])
             yield from self.cleanup(owned)
             return
 
@@ -918,6 +1450,8 @@ class Generator:
             perturb.append((rng.uniform(0.3, t_end), "sidecar_restart"))
         if rng.random() < 0.2 and layout != "init_holder":
             perturb.append((max(0.0, t_end - rng.uniform(0.2, 1.5)), "deleting"))
+        if gp["session"] and gp["open_after"] is not None:
+            perturb.append((gp["open_after"], "session_open"))
         perturb.sort()
         elapsed = 0.0
         for at, what in perturb:
@@ -936,12 +1470,16 @@ class Generator:
                 self.ex.do("restart", ns=ns, name=name, container="istio-proxy")
             elif what == "deleting":
                 self.ex.do("deleting", ns=ns, name=name, grace=30)
+            elif what == "session_open":
+                self.ex.do("session_open", sid=sid, ep=epid, role="holder", db=slot.db, ip=ip,
+                           mode=gp["mode"])
         if t_end > elapsed:
             yield t_end - elapsed
 
         if not orphan:
             yield from self.retry("unlock", ep=epid, db=slot.db, schema=slot.schema,
                                   lockedby=lockedby, who="holder")
+            self.end_sessions([sid])  # Liquibase closes its connection
             yield rng.uniform(0.0, 0.5)
             # The pod goes on (a Job completes, a rollout deletes it).
             if layout == "job":
@@ -950,12 +1488,16 @@ class Generator:
             yield from self.cleanup(owned)
             return
 
-        # -- the death of the holder process
+        # -- the death of the holder process. A session that does not outlive
+        # it was waiting for its client, which the kill closes.
+        if gp["session"] and not gp["linger"]:
+            self.end_sessions([sid])
         if death == "delete":
             self.ex.do("delete_pod", ns=ns, name=name, kills=epid)
         elif death == "recreate":
-            self.ex.do("recreate_pod", ns=ns, name=name, overrides={"podIP": self.new_ip()},
-                       kills=epid)
+            # With a new owner planned, the recreated pod gets the address back.
+            self.ex.do("recreate_pod", ns=ns, name=name, overrides={
+                "podIP": ip if gp.get("reuse") else self.new_ip()}, kills=epid)
         elif death == "phase_failed":
             self.ex.do("phase", ns=ns, name=name, phase="Failed", kills=epid)
         elif death == "phase_succeeded":
@@ -975,10 +1517,27 @@ class Generator:
             # finishes normally.
             yield from self.retry("unlock", ep=epid, db=slot.db, schema=slot.schema,
                                   lockedby=lockedby, who="holder")
+            self.end_sessions([sid])
             self.ex.do("ep_end", ep=epid)
             yield from self.cleanup(owned)
             return
+        # The lingering session's end, and the address's next owner.
+        t_death = ep["death_hi"]
+        sess = self.w.sessions.get(sid)
+        if sess is not None and gp["linger"] and not gp["never"]:
+            sess.planned_end = t_death + gp["linger_for"]
+        reuse_at = t_death + gp["reuse_gap"] if gp.get("reuse") else None
+        ep["patience_until"] = t_death + gp.get("patience", 3.0) + gp.get("reuse_gap", 0.0) + (
+            gp["linger_for"] if gp.get("linger") and not gp.get("never") else 0.0)
         while "released_at" not in ep:
+            t = now()
+            for x in (sess, self.w.sessions.get(rsid)):
+                if (x is not None and x.planned_end is not None and t >= x.planned_end
+                        and not x.closed()):
+                    self.ex.do("session_end", sid=x.sid)
+            if reuse_at is not None and t >= reuse_at:
+                reuse_at = None
+                self.open_reuse(slot, ep, gp, death, ip, owned, rsid)
             dl = self.oracle.deadline(ep)
             if dl is not None and now() >= dl:
                 # One last look: the release may be in the audit already.
@@ -990,6 +1549,7 @@ class Generator:
                 break
             yield 0.1
         self.ex.do("ep_end", ep=epid)
+        self.end_sessions([sid, rsid])
         yield from self.cleanup(owned)
 
     def retry(self, op, limit=60.0, **kw):
@@ -1108,7 +1668,8 @@ def episode_history(path, epid, ep):
         t0 = header["t0"]
         for line in f:
             r = json.loads(line)
-            mine = r.get("ep") == epid or r.get("kills") == epid
+            mine = (r.get("ep") == epid or r.get("kills") == epid
+                    or r.get("name") == "reuse-" + str(epid).replace(".", "-"))
             glob = r["op"] in ("fault_add", "fault_clear", "watches", "rotate", "pg_stop",
                                "pg_start", "arbiter_stop", "arbiter_start")
             pod = r.get("name") == ep.get("pod") and r["op"] in (
@@ -1137,6 +1698,24 @@ def arbiter_excerpt(world, ep, n=25):
     return out
 
 
+def print_report(workdir, name, title, items, most):
+    """Writes items to workdir/name and prints the first most of them."""
+    path = os.path.join(workdir, name)
+    with open(path, "w") as f:
+        f.write("\n\n".join(items) + "\n")
+    print("\n== %d %s (all in %s) ==" % (len(items), title, path))
+    for x in items[:most]:
+        print("\n" + x)
+    if len(items) > most:
+        print("\n... and %d more" % (len(items) - most))
+
+
+def truth_json(ep):
+    return json.dumps({k: ep.get(k) for k in (
+        "db", "schema", "lockedby", "granted", "ns", "pod", "layout", "known", "form", "decoy",
+        "death")})
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--episodes", type=int, default=200)
@@ -1152,6 +1731,13 @@ def main(argv=None):
     ap.add_argument("--pg-restart-every", type=float, default=90.0)
     ap.add_argument("--arbiter-restart-every", type=float, default=120.0)
     ap.add_argument("--schema-churn", type=float, default=0.15)
+    ap.add_argument("--terminate-orphaned-sessions", choices=("seeded", "on", "off"),
+                    default="seeded", help="run the arbiters with the flag (default: chosen "
+                    "from the seed)")
+    ap.add_argument("--strict-guard", action="store_true",
+                    help="count unguarded releases (the dead holder's session open, released by "
+                    "an arbiter process the API never showed the live pod, and no address in "
+                    "LOCKEDBY) as failures")
     ap.add_argument("--max-seconds", type=float, default=6 * 3600)
     ap.add_argument("--out", help="directory for history and logs (default: a new temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the directory on success")
@@ -1176,13 +1762,17 @@ def main(argv=None):
                "pg_restart_every": args.pg_restart_every,
                "arbiter_restart_every": args.arbiter_restart_every,
                "schema_churn": args.schema_churn}
+        mode = args.terminate_orphaned_sessions
+        cfg["terminate_sessions"] = (mode == "on" or mode == "seeded" and
+                                     random.Random("%s:guard-mode" % seed).random() < 0.5)
     seed = cfg["seed"]
     workdir = args.out or tempfile.mkdtemp(prefix="lock-arbiter-chaos-%s-" % seed)
     os.makedirs(workdir, exist_ok=True)
     hist_path = os.path.join(workdir, "history.jsonl")
-    print("chaos: seed %s, %s, workdir %s" % (
+    print("chaos: seed %s, %s, %s, workdir %s" % (
         seed, "replaying %s" % args.replay if args.replay else "%d episodes" % cfg["episodes"],
-        workdir), flush=True)
+        "--terminate-orphaned-sessions" if cfg.get("terminate_sessions")
+        else "no --terminate-orphaned-sessions", workdir), flush=True)
 
     world = World(cfg, workdir)
     t_start = time.monotonic()
@@ -1206,6 +1796,7 @@ def main(argv=None):
             time.sleep(1.0)
             oracle.poll_audit()
             world.check_arbiters()
+            oracle.load_requests(world.sim.requests())
     except Exception:  # noqa: BLE001 (report the harness failure with the seed)
         failed_setup = traceback.format_exc()
     finally:
@@ -1213,6 +1804,8 @@ def main(argv=None):
     wall = time.monotonic() - t_start
 
     res = oracle.judge() if oracle else None
+    if oracle:
+        oracle.write_sessions(os.path.join(workdir, "sessions.jsonl"))
     failures = []
     if failed_setup:
         failures.append("harness error:\n" + failed_setup)
@@ -1226,7 +1819,10 @@ def main(argv=None):
             res["orphans"], res["bound_class"], res["orphans"] - res["bound_class"]))
         print("arbiter releases:    %d (bound class %d, other orphans %d)" % (
             res["released"], res["released_bound_class"], res["released_other"]))
-        print("false releases:      %d" % len(res["false"]))
+        g = res["guard"]
+        print("false releases:      %d (holder alive %d, dead holder's session open %d)" % (
+            len(res["false"]) + len(g["false_releases"]), len(res["false"]),
+            len(g["false_releases"])))
         print("foreign releases:    %d" % len(oracle.foreign_releases))
         print("missed releases:     %d (bound %.1fs after the death is visible)" % (
             len(res["missed"]), cfg["bound"]))
@@ -1245,6 +1841,44 @@ def main(argv=None):
             len(v), fmt(pct(v, 50)), fmt(pct(v, 90)), fmt(pct(v, 99)),
             fmt(max(v) if v else None)))
         sd = [s["seconds"] for s in world.shutdowns]
+        a = res["delays_after_session"]
+        print("  after the holder's session ended (n=%d): p50 %s p90 %s p99 %s max %s" % (
+            len(a), fmt(pct(a, 50)), fmt(pct(a, 90)), fmt(pct(a, 99)),
+            fmt(max(a) if a else None)))
+        print("session guard:       %s; %d holder sessions, %d outlived the death (%s)" % (
+            "--terminate-orphaned-sessions" if oracle.terminate
+            else "no --terminate-orphaned-sessions", g["holder_sessions"],
+            sum(g["outlived"].values()), ", ".join(
+                "%s %d" % (m.replace("_tx", " in transaction"), g["outlived"][m])
+                for m in MODES)))
+        print("  lingering:         %d episodes with the dead holder's session open (active or "
+              "idle in transaction)" % g["lingering"])
+        print("  kept while open:   %d (held_session_alive logged for %d); released after it "
+              "ended %d; open until the episode's end %d" % (
+                  g["kept_while_open"], g["alive_logged"], g["released_after_end"],
+                  g["open_at_end"]))
+        print("  terminated:        %d (expected in %d episodes); the arbiters logged %d "
+              "terminations of %d sessions%s" % (
+                  g["terminated"], g["termination_expected"], g["logged_terminations"],
+                  g["logged_pids"], "".join(
+                      "; %s %s" % (what, ",".join(g[k])) for k, what in (
+                          ("logged_not_observed", "logged, not seen ending so: pid"),
+                          ("observed_not_logged", "seen, not logged: pid")) if g[k])))
+        print("  idle, outlived:    %d released while it was open (idle: nothing to commit)" %
+              g["idle_released_open"])
+        print("  address reuse:     %d sessions of the next owner (%s); %d began after the "
+              "recorded death, %d of them open at the release; terminated %d" % (
+                  sum(g["reuse"].values()), ", ".join(
+                      "%s %d" % kv for kv in sorted(g["reuse"].items())) or "none",
+                  g["reuse_judged"], g["reuse_released_open"], g["reuse_terminated"]))
+        print("  false releases %d, false terminations %d, unexplained session ends %d; "
+              "sessions not opened %d (outside database outages)" % (
+                  len(g["false_releases"]), len(g["false_terminations"]), len(g["unexplained"]),
+                  len(oracle.session_open_failed)))
+        print("  unguarded:         %d released while the dead holder's session was open, by an "
+              "arbiter the API never showed the live pod, LOCKEDBY without its address%s" % (
+                  len(g["unguarded"]), "" if args.strict_guard else " (not failures; "
+                  "--strict-guard)"))
         print("arbiter exits:       %d unexpected; %d deliberate SIGTERMs (max %s to exit)" % (
             len(world.unexpected_exits), len(sd), fmt(max(sd) if sd else None)))
         print("wall time:           %.0fs" % wall)
@@ -1253,24 +1887,65 @@ def main(argv=None):
                             "death %s\n  truth: %s\n  verdict: %s\n%s\n%s" % (
                                 ep["id"], ep["released_at"], ep.get("released_by"),
                                 "%.3f" % ep["death_lo"] if "death_lo" in ep else "never",
-                                json.dumps({k: ep.get(k) for k in (
-                                    "db", "schema", "lockedby", "granted", "ns", "pod",
-                                    "layout", "known", "form", "decoy", "death")}),
+                                truth_json(ep),
                                 oracle.release_record(ep),
                                 "\n".join(episode_history(hist_path, ep["id"], ep)),
                                 "\n".join(arbiter_excerpt(world, ep))))
+        unguarded = []
+        for ep in g["false_releases"] + g["unguarded"]:
+            (failures if ep in g["false_releases"] or args.strict_guard else unguarded).append(
+                "%s of episode %s: released at %.3f by %s while the dead holder's "
+                "session was open (holder death %.3f; %s)\n  %s\n  truth: %s\n"
+                "  release: %s\n%s\n%s" % (
+                    "FALSE RELEASE" if ep in g["false_releases"] else "UNGUARDED RELEASE",
+                    ep["id"], ep["released_at"], ep.get("released_by"), ep["death_lo"],
+                    ("the API never showed the live pod to the releasing arbiter process "
+                     "between the grant and the death (%s), and LOCKEDBY has no address of "
+                     "it: that process cannot know the address" % (
+                         "it showed it to another" if oracle.served_alive(ep) else
+                         "nor to any other"))
+                    if ep in g["unguarded"] else "LOCKEDBY has its address"
+                    if ep.get("form") in ("host", "host_desc", "host_fqdn")
+                    else "the API showed the releasing arbiter process the live pod between "
+                    "the grant and the death" if oracle.releaser_saw_pod(ep)
+                    else "the releasing arbiter is unknown",
+                    "\n  ".join(oracle.session_desc(x) + (
+                        "; began within the death's second, after the API's whole-second "
+                        "record of it plus the skew" if x.backend_start >= math.floor(
+                            ep["death_lo"]) + SKEW_S else "") for x in ep["guard_false"]),
+                    truth_json(ep), oracle.release_record(ep),
+                    "\n".join(episode_history(hist_path, ep["id"], ep)),
+                    "\n".join(arbiter_excerpt(world, ep))))
+        for x in g["false_terminations"]:
+            ep = oracle.eps.get(x.ep, {"id": x.ep})
+            failures.append(
+                "FALSE TERMINATION of %s (episode %s, holder death %s)\n%s\n%s" % (
+                    oracle.session_desc(x), x.ep,
+                    "%.3f" % ep["death_lo"] if "death_lo" in ep else "none",
+                    "\n".join(episode_history(hist_path, x.ep, ep)) if "take_lo" in ep else "",
+                    "\n".join(arbiter_excerpt(world, ep)) if "db" in ep else ""))
+        for x in g["unexplained"]:
+            failures.append("UNEXPLAINED end of %s: %s" % (oracle.session_desc(x), x.errors))
+        # A guard the run never exercised is a run that tested nothing of it.
+        if oracle.session_open_failed and not g["holder_sessions"]:
+            failures.append("no pod session could be opened: %s" % oracle.session_open_failed[:3])
+        elif records is None and res["episodes"] >= 40 and not g["lingering"]:
+            failures.append("the session guard was not exercised: no dead holder's session "
+                            "outlived its death in %d episodes" % res["episodes"])
         for row in oracle.foreign_releases:
             failures.append("release of a lock no episode holds: %s" % json.dumps(row))
         for ep in res["missed"]:
             failures.append("MISSED release of episode %s (%s): death at %.3f visible from "
-                            "%.3f, deadline %.3f, %s\n  truth: %s\n  last verdict: %s\n%s\n%s" % (
+                            "%.3f, deadline %.3f, %s\n  truth: %s%s\n  last verdict: %s\n"
+                            "%s\n%s" % (
                                 ep["id"], ep["death_op"], ep["death_hi"], ep["visible_from"],
                                 ep["deadline"],
                                 "released %.3fs after" % (ep["released_at"] - ep["visible_from"])
                                 if "released_at" in ep else "never released",
-                                json.dumps({k: ep.get(k) for k in (
-                                    "db", "schema", "lockedby", "granted", "ns", "pod",
-                                    "layout", "known", "form", "decoy", "death")}),
+                                truth_json(ep),
+                                "".join("\n  " + oracle.session_desc(x)
+                                        for x in oracle.ep_sessions(ep)) + (
+                                    "\n  bound from: " + ep["hold"] if "hold" in ep else ""),
                                 ep.get("last_verdict") or (oracle.release_record(ep)
                                                            if "released_at" in ep else None),
                                 "\n".join(episode_history(hist_path, ep["id"], ep)),
@@ -1278,20 +1953,17 @@ def main(argv=None):
     for x in world.unexpected_exits:
         failures.append("ARBITER EXIT: %s exit %s %s\n%s" % (
             x["arbiter"], x["exit"], x.get("what", ""), x["log_tail"]))
+    if res and unguarded:
+        print_report(workdir, "unguarded.txt", "UNGUARDED RELEASE(S), not counted as failures",
+                     unguarded, 5)
+        print("\nreplay: scripts/chaos.sh --replay %s" % hist_path)
     if failures:
-        with open(os.path.join(workdir, "failures.txt"), "w") as f:
-            f.write("\n\n".join(failures) + "\n")
-        print("\n== %d FAILURE(S) (all in %s) ==" % (
-            len(failures), os.path.join(workdir, "failures.txt")))
-        for f in failures[:20]:
-            print("\n" + f)
-        if len(failures) > 20:
-            print("\n... and %d more" % (len(failures) - 20))
+        print_report(workdir, "failures.txt", "FAILURE(S)", failures, 20)
         print("\nseed %s; history %s; arbiter logs %s" % (seed, hist_path, workdir))
         print("replay: scripts/chaos.sh --replay %s" % hist_path)
         return 1
     print("OK (seed %s)" % seed)
-    if not args.keep and not args.out:
+    if not args.keep and not args.out and not (res and unguarded):
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
