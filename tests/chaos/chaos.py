@@ -441,7 +441,7 @@ class Executor:
         self.w.sessions[sid] = sess
         return info
 
-    def op_session_end(self, sid):
+    def op_session_end(self, sid, ep=None):
         sess = self.w.sessions.get(sid)
         if sess is None:
             raise RuntimeError("no open session %s" % sid)
@@ -1011,9 +1011,10 @@ class Oracle:
                               if self.lingers(ep, x)]
                     ended = [e[1] for e in linger if e is not None]
                     if linger:
-                        # Released after the holder's session ended (or was ended).
-                        res["delays_after_session"].append(
-                            max(0.0, rel - max(ended)) if len(ended) == len(linger) else 0.0)
+                        # Released after the holder's session ended (or was ended);
+                        # one before it is a false or unguarded release, not a delay.
+                        if len(ended) == len(linger) and rel >= max(ended) - 0.05:
+                            res["delays_after_session"].append(max(0.0, rel - max(ended)))
                     else:
                         delay = max(0.0, rel - ep["death_hi"])
                         res["delays"].append(delay)
@@ -1298,7 +1299,7 @@ class Generator:
         for sid in sids:
             sess = self.w.sessions.get(sid)
             if sess is not None and not sess.closed():
-                self.ex.do("session_end", sid=sid)
+                self.ex.do("session_end", sid=sid, ep=sess.ep)
 
     def open_reuse(self, slot, ep, gp, death, ip, owned, rsid):
         """The holder's address gets its next owner, which opens a session."""
@@ -1534,7 +1535,7 @@ class Generator:
             for x in (sess, self.w.sessions.get(rsid)):
                 if (x is not None and x.planned_end is not None and t >= x.planned_end
                         and not x.closed()):
-                    self.ex.do("session_end", sid=x.sid)
+                    self.ex.do("session_end", sid=x.sid, ep=x.ep)
             if reuse_at is not None and t >= reuse_at:
                 reuse_at = None
                 self.open_reuse(slot, ep, gp, death, ip, owned, rsid)
