@@ -138,9 +138,9 @@ static bool address_owners(struct arbiter *a, char *const *addrs, size_t n_addrs
  * of their address (--terminate-orphaned-sessions); the lock stays until
  * the next poll finds them gone.
  */
-static void terminate_sessions(struct arbiter *a, struct arbiter_db *d, char *const *addrs,
-			       size_t n_addrs, const struct db_session *ss, size_t n,
-			       int64_t death_us)
+static void terminate_sessions(struct arbiter *a, struct arbiter_db *d, struct episode *e,
+			       char *const *addrs, size_t n_addrs, const struct db_session *ss,
+			       size_t n, int64_t death_us)
 {
 	struct k8s_pod *pods = NULL;
 	struct guard_owner *owners = NULL;
@@ -165,10 +165,21 @@ static void terminate_sessions(struct arbiter *a, struct arbiter_db *d, char *co
 		if (!guard_terminable(&ss[i], death_us, a->cfg->clock_skew_us, owners, n_owners,
 				      known))
 			continue;
+		/*
+		 * A session ended moments ago may not have exited by the next
+		 * verdict (a watch event, the poll): end it, and count it, once.
+		 */
+		bool again = false;
+		for (size_t k = 0; k < e->n_terminated && !again; k++)
+			again = e->terminated[k] == ss[i].pid;
+		if (again)
+			continue;
 		snprintf(pid, sizeof(pid), "%lld", (long long)ss[i].pid);
 		rc = db_terminate_session(d->db, ss[i].pid, err, sizeof(err));
 		if (rc == 1) {
 			d->sessions_terminated++;
+			if (e->n_terminated < sizeof(e->terminated) / sizeof(e->terminated[0]))
+				e->terminated[e->n_terminated++] = ss[i].pid;
 			log_warn("holder session terminated", "database", d->label, "pid", pid,
 				 "client_addr", ss[i].addr, "state", ss[i].state, "query", ss[i].query,
 				 NULL);
@@ -207,6 +218,8 @@ void act_session_guard(struct arbiter *a, struct arbiter_db *d, struct episode *
 		addrs[n_addrs++] = e->holder_addrs[i];
 	if (e->holder.kind == HOLDER_HOST)
 		addrs[n_addrs++] = e->holder.addr;
+	/* A HOST holder's ADDR is always an IP (holder.h); NS:POD names none. */
+	g.no_address = n_addrs == 0;
 	if (db_sessions(d->db, addrs, n_addrs, &ss, &g.n, &g.visible, err, sizeof(err)) < 0) {
 		g.list_error = err;
 	} else {
@@ -223,6 +236,6 @@ void act_session_guard(struct arbiter *a, struct arbiter_db *d, struct episode *
 		}
 	}
 	if (guard_decide(&g, v) > 0 && may_act && c->terminate_orphaned_sessions)
-		terminate_sessions(a, d, addrs, n_addrs, ss, g.n, g.death_us);
+		terminate_sessions(a, d, e, addrs, n_addrs, ss, g.n, g.death_us);
 	free(ss);
 }

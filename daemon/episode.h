@@ -51,6 +51,8 @@ struct episode {
 	size_t n_holder_addrs;
 	int64_t orphan_seen_us;     /* database time of the first ORPHANED verdict; 0 none */
 	bool rejudge;               /* a watch event changed the holder since the last verdict */
+	int64_t terminated[8];      /* sessions this arbiter ended (--terminate-orphaned-sessions) */
+	size_t n_terminated;
 
 	/* The last verdict (verdict.h values), kept for logs, check and /locks. */
 	struct episode_judgement {

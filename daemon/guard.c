@@ -87,6 +87,16 @@ size_t guard_decide(const struct guard_view *g, struct verdict *v)
 			 "held: orphaned, but this role cannot see other roles' sessions and "
 			 "--session-guard is require (grant %s)",
 			 g->grant != NULL ? g->grant : "pg_read_all_stats");
+	} else if (g->no_address && g->require) {
+		v->state = VERDICT_HELD;
+		v->rule = VERDICT_HELD_SESSION_UNKNOWN;
+		snprintf(v->text, sizeof(v->text),
+			 "held: orphaned, but no address of the holder is known (this arbiter never "
+			 "saw its pod alive) and --session-guard is require");
+	} else if (g->no_address) {
+		size_t len = strlen(v->text);
+		snprintf(v->text + len, sizeof(v->text) - len,
+			 "; session guard: no address of the holder known (never seen alive)");
 	}
 	return count;
 }

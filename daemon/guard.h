@@ -49,6 +49,13 @@ struct guard_view {
 	const char *list_error; /* not NULL: the sessions could not be listed */
 	bool visible;           /* other roles' sessions can be seen */
 	bool require;           /* --session-guard require */
+	/*
+	 * No address of the holder is known: this arbiter never saw its pod
+	 * alive (it started after the death, or the API did not answer while
+	 * the pod lived) and LOCKEDBY names no IP. The guard then sees nothing
+	 * of this holder, as with a blind role.
+	 */
+	bool no_address;
 	const char *grant;      /* what lets the role see them, for the verdict's text */
 	int64_t death_us, skew_us;
 };
@@ -57,7 +64,9 @@ struct guard_view {
  * Applies the guard to v. An ORPHANED verdict becomes HELD with
  * held_session_alive (naming the first blocking session) while a blocking
  * session is open, or held_session_unknown when the sessions could not be
- * listed, or cannot be seen and the guard is required. Other verdicts are
+ * listed, or cannot be seen (a blind role, or no address of the holder)
+ * and the guard is required. Without require, that the guard saw nothing
+ * of the holder is added to the explanation. Other verdicts are
  * left as they are. Returns the number of blocking sessions.
  */
 size_t guard_decide(const struct guard_view *g, struct verdict *v);

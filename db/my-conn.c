@@ -408,6 +408,9 @@ static int my_connect(struct db *db, char *err, size_t cap)
 		return rc == -ENOENT || rc == -EPERM ? -EIO : rc;
 	}
 	db->leader = false;
+	/* A restarted server hands out ids from 1 again: samples start over with the connection. */
+	my->n_samples = 0;
+	my->head = 0;
 	return 0;
 }
 
@@ -473,12 +476,19 @@ int my_parse_epoch(const char *s, int64_t *us)
 
 void my_sample_add(struct db_my *my, int64_t at_us, uint64_t max_id)
 {
-	/* Ids going down: the server restarted or wrapped; the old samples mean nothing. */
+	/*
+	 * The highest id of the sessions open now goes down when the newest
+	 * one closes, but every id up to the highest seen so far was handed
+	 * out by now: keep the running maximum. A database clock that went
+	 * back makes the old samples meaningless.
+	 */
 	if (my->n_samples > 0) {
 		const struct my_sample *last =
 		    &my->samples[(my->head + my->n_samples - 1) % MY_SAMPLES];
-		if (max_id < last->max_id || at_us < last->at_us)
+		if (at_us < last->at_us)
 			my->n_samples = 0;
+		else if (max_id < last->max_id)
+			max_id = last->max_id;
 	}
 	if (my->n_samples == MY_SAMPLES) {
 		my->head = (my->head + 1) % MY_SAMPLES;

@@ -16,10 +16,12 @@
 #include <mysql.h>
 
 /*
- * (database time, highest connection id seen) from the polls: connection
- * ids grow with every connection, so a session whose id is above a sample's
- * began after it, and one at or below it began before it. This is how the
- * session guard places a MySQL session around a death (my-act.c).
+ * (database time, highest connection id seen so far) from the polls:
+ * connection ids grow with every connection, so a session whose id is above
+ * a sample's began after it, and one at or below it began before it. This
+ * is how the session guard places a MySQL session around a death
+ * (my-act.c). The samples start over with each connection (a restarted
+ * server counts from 1 again); ids wrapping past 2^32 are not handled.
  */
 #define MY_SAMPLES 256
 struct my_sample {

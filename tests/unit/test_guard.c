@@ -185,6 +185,34 @@ static void terminate_row_test(void **state)
 		fail_msg("%s: terminable %d, want %d", r->rule, got, r->want);
 }
 
+/*
+ * 6 guard: no address of the holder is known (never seen alive, NS:POD):
+ * the guard sees nothing of it. on: released, and the explanation says
+ * so; require: kept as held_session_unknown.
+ */
+static void no_address(void **state)
+{
+	for (int require = 0; require < 2; require++) {
+		struct verdict v = {.state = VERDICT_ORPHANED, .rule = VERDICT_O1_POD_DELETED};
+		struct guard_view g = {.visible = true, .require = require, .no_address = true,
+				       .death_us = DEATH, .skew_us = SKEW};
+
+		(void)state;
+		snprintf(v.text, sizeof(v.text), "orphaned: pod shop/web-0 is gone (404 NotFound)");
+		assert_int_equal(guard_decide(&g, &v), 0);
+		if (require) {
+			assert_int_equal(v.state, VERDICT_HELD);
+			assert_int_equal(v.rule, VERDICT_HELD_SESSION_UNKNOWN);
+			assert_non_null(strstr(v.text, "no address of the holder is known"));
+		} else {
+			assert_int_equal(v.state, VERDICT_ORPHANED);
+			assert_int_equal(v.rule, VERDICT_O1_POD_DELETED);
+			assert_non_null(strstr(v.text, "is gone (404 NotFound); session guard: no "
+							"address of the holder known"));
+		}
+	}
+}
+
 /* Both of the guard's rules have a row here (test_verdict.c leaves them to us). */
 static void both_rules_have_a_row(void **state)
 {
@@ -201,7 +229,7 @@ static void both_rules_have_a_row(void **state)
 int main(void)
 {
 	struct CMUnitTest tests[sizeof(rows) / sizeof(rows[0]) + sizeof(trows) / sizeof(trows[0]) +
-			       2];
+			       3];
 	size_t n = 0;
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -210,6 +238,8 @@ int main(void)
 		tests[n++] = (struct CMUnitTest){trows[i].rule, terminate_row_test, NULL, NULL,
 						 (void *)&trows[i]};
 	tests[n++] = (struct CMUnitTest){"held_is_untouched", held_is_untouched, NULL, NULL, NULL};
+	tests[n++] = (struct CMUnitTest){"6 guard: no address of the holder known", no_address, NULL,
+					 NULL, NULL};
 	tests[n++] = (struct CMUnitTest){"both_rules_have_a_row", both_rules_have_a_row, NULL, NULL,
 					 NULL};
 	return _cmocka_run_group_tests("guard", tests, n, NULL, NULL);
