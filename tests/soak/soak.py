@@ -2,13 +2,14 @@
 """The soak of DESIGN.md section 9 ("days of running: memory flat, no
 descriptor growth, no crash") and issue 9 part 3.
 
-The real lock-arbiter binary, built with -Dtest_hooks=true and run under
-AddressSanitizer/UBSan or valgrind, watches three databases on two real
-PostgreSQL 15 servers and asks the simulated Kubernetes API (tests/k8s_sim)
-about the holders, with compressed intervals: polls every 50-100 ms, the
-cluster identity re-checked every 2 s and the token re-read every 1 s
-(LOCK_ARBITER_TEST_INTERVALS, honoured only by test-hook builds). A seeded
-random workload runs meanwhile:
+The real lock-arbiter binary, built with -Dtest_hooks=true and
+-Dmysql=enabled and run under AddressSanitizer/UBSan or valgrind, watches
+three databases on two real PostgreSQL 15 servers and two databases on a real
+MariaDB 10.11 (one --database URL, the other through --schema), and asks
+the simulated Kubernetes API (tests/k8s_sim) about the holders, with
+compressed intervals: polls every 50-100 ms, the cluster identity re-checked
+every 2 s and the token re-read every 1 s (LOCK_ARBITER_TEST_INTERVALS,
+honoured only by test-hook builds). A seeded random workload runs meanwhile:
 
 - Liquibase-style locks taken by live pods (NS:POD, HOST (ADDR), HOST#DESC
   (ADDR) and StatefulSet FQDN holders) and released by their owner; the
@@ -18,8 +19,13 @@ random workload runs meanwhile:
   its name, Failed, its container restarted or crash-looping;
 - unresolvable holders the arbiter must keep;
 - lock tables and whole tenant schemas created and dropped all the time;
+- on MariaDB, on a clock of its own: live, orphaned and unresolvable locks on
+  lock tables in the three LOCKED forms Liquibase created (BIT(1),
+  TINYINT(1), TINYINT), the tables dropped and created again in another
+  form, the tenant database dropped and created again;
 - the service-account token rotated, API faults injected and removed, watches
-  expired, reset and compacted, a database server restarted now and then;
+  expired, reset and compacted, each database server (MariaDB first)
+  restarted, fast or crashed, during the run;
 - /healthz /readyz /metrics /locks / scraped every 100 ms on a thread.
 
 RSS (VmRSS) and open descriptors of the arbiter are sampled every few seconds.
@@ -27,7 +33,16 @@ Checks: no crash, no sanitizer or valgrind report, exit 0 within 2 s of
 SIGTERM, /healthz 200 on every scrape, every orphan released with the rule
 its death calls for, nothing else released, released_total in /metrics equal
 to the orphans, RSS and descriptors flat (see check_flat), and the same
-descriptor count at a quiet point after warm-up and at the end.
+descriptor count at a quiet point after warm-up and at the end; on MariaDB
+besides: live and orphaned locks in every LOCKED form, tables and the tenant
+database churned, the server restarted, its releases counted in /metrics.
+
+The --schema list applies to every --database: on PostgreSQL it names the
+schemas watched (instead of every schema), on MariaDB the databases watched
+besides the URL's. So the list is the workload's tenants, one list meaning
+something on both backends: the PostgreSQL schemas public and tenant_0..5,
+and the MariaDB tenant database tenant_0 (the other names have no MariaDB
+database; the URL's database soak_m1 is not in the list).
 
     tests/soak/soak.py --bin build-soak-asan/daemon/lock-arbiter --minutes 10
     tests/soak/soak.py --bin build-soak/daemon/lock-arbiter --valgrind --minutes 4
@@ -57,6 +72,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "k8s_sim"))
 
 from arbiter_proc import Arbiter, clean_env  # noqa: E402
+from mariadbserver import (LOCK_FORMS, LOCK_TABLE as MARIA_TABLE,  # noqa: E402
+                           MariaDBServer, MariaDBServerError,
+                           quote_ident as maria_ident, quote_literal as maria_literal)
 from pgserver import PgServer, PgServerError, quote_ident, quote_literal  # noqa: E402
 from simctl import Sim, SimError  # noqa: E402
 
@@ -64,7 +82,12 @@ NS = "shop"          # holder namespace
 OWN_NS = "ops"       # the arbiter's own pod
 OWN_POD = "lock-arbiter-0"
 TABLE = "databasechangeloglock"
+# The --schema list (see the module's comment): PostgreSQL's schemas, and the
+# names of MariaDB's tenant databases.
 SCHEMAS = ["public"] + ["tenant_%d" % i for i in range(6)]
+MARIA_DB = "soak_m1"         # the MariaDB URL's database
+MARIA_TENANT = "tenant_0"    # a MariaDB database watched through --schema
+assert MARIA_TENANT in SCHEMAS
 MIB = 1024 * 1024
 
 # The release rules each way of killing a holder can lead to (DESIGN.md 6).
@@ -212,6 +235,7 @@ class Scraper(threading.Thread):
         self.metrics_started = 0.0                # start of the last good /metrics scrape
         self.released_last = {}                   # series labels -> last value
         self.released_sum = 0.0
+        self.released_by_db = collections.Counter()  # the same sum by database label
         self.last_metrics = {}
         self.readyz_503 = 0
 
@@ -277,12 +301,12 @@ class Scraper(threading.Thread):
                 if name != "lock_arbiter_locks_released_total":
                     continue
                 last = self.released_last.get(labels)
-                if last is None:
-                    self.released_sum += value
-                elif value >= last:
-                    self.released_sum += value - last
+                if last is None or value < last:
+                    add = value  # new, or reset: the table came back
                 else:
-                    self.released_sum += value  # reset: the table came back
+                    add = value - last
+                self.released_sum += add
+                self.released_by_db[dict(labels).get("database")] += add
                 self.released_last[labels] = value
             # A series that is gone (its table dropped) starts from 0 if it returns.
             present = {labels for (name, labels) in m
@@ -351,14 +375,122 @@ class Sampler(threading.Thread):
 # -- the workload -----------------------------------------------------------------
 
 class Database:
-    def __init__(self, server, name, server_name):
+    """One --database and the workload's statements on it, in its backend's
+    dialect. `schemas` are where its lock tables may be: a PostgreSQL schema,
+    or a MariaDB database (DESIGN.md section 3); `table` is the lock table's
+    name as Liquibase creates it there."""
+
+    kind = table = Error = None
+
+    def __init__(self, server, name, server_name, schemas):
         self.server = server
         self.name = name
         self.server_name = server_name
+        self.schemas = list(schemas)
 
     @property
     def label(self):
         return "%s:%d/%s" % (self.server.host, self.server.port, self.name)
+
+
+class PgDatabase(Database):
+    kind, table, Error = "postgresql", TABLE, PgServerError
+
+    def sql(self, text):
+        return self.server.psql(text, self.name)
+
+    def qname(self, schema):
+        return "%s.%s" % (quote_ident(schema), quote_ident(TABLE))
+
+    def create_table(self, schema, form):
+        """The lock table as Liquibase 4.28 creates it, with its schema."""
+        qt = self.qname(schema)
+        self.sql("CREATE SCHEMA IF NOT EXISTS %s;"
+                 " CREATE TABLE %s (id INTEGER NOT NULL, locked BOOLEAN NOT NULL,"
+                 " lockgranted TIMESTAMP WITHOUT TIME ZONE, lockedby VARCHAR(255),"
+                 " CONSTRAINT %s PRIMARY KEY (id));"
+                 " INSERT INTO %s VALUES (1, FALSE, NULL, NULL);"
+                 " CREATE TABLE IF NOT EXISTS %s.databasechangelog (id VARCHAR(255),"
+                 " author VARCHAR(255), filename VARCHAR(255), dateexecuted TIMESTAMP)"
+                 % (quote_ident(schema), qt, quote_ident(TABLE + "_pkey"), qt,
+                    quote_ident(schema)))
+
+    def drop(self, schema, whole):
+        """Drops the lock table, or its whole schema (not public): which one."""
+        if whole and schema != "public":
+            self.sql("DROP SCHEMA %s CASCADE" % quote_ident(schema))
+            return "schema"
+        self.sql("DROP TABLE %s" % self.qname(schema))
+        return "table"
+
+    def take(self, schema, lockedby):
+        return self.sql("UPDATE %s SET locked = TRUE, lockedby = %s,"
+                        " lockgranted = LOCALTIMESTAMP WHERE id = 1 AND NOT locked RETURNING 1"
+                        % (self.qname(schema), quote_literal(lockedby))).strip() == "1"
+
+    def give_back(self, schema, lockedby):
+        return self.sql("UPDATE %s SET locked = FALSE, lockedby = NULL, lockgranted = NULL"
+                        " WHERE id = 1 AND locked AND lockedby = %s RETURNING 1"
+                        % (self.qname(schema), quote_literal(lockedby))).strip() == "1"
+
+    def read(self, schemas):
+        """{schema: (locked, lockedby)} of these lock tables, in one statement."""
+        out = self.sql(" UNION ALL ".join(
+            "SELECT %s, locked, lockedby FROM %s WHERE id = 1"
+            % (quote_literal(sc), self.qname(sc)) for sc in schemas))
+        rows = {}
+        for line in out.splitlines():
+            schema, locked, lockedby = line.split("|", 2)
+            rows[schema] = (locked == "t", lockedby)
+        return rows
+
+
+class MariaDatabase(Database):
+    """The MariaDB URL's database; its other schemas are databases of the
+    same server, watched through --schema. Statements run as the migration
+    account (all privileges) or root; the arbiter's account sees a lock
+    table only once it is granted SELECT, UPDATE on it."""
+
+    kind, table, Error = "mariadb", MARIA_TABLE, MariaDBServerError
+
+    def qname(self, schema):
+        return "%s.%s" % (maria_ident(schema), maria_ident(MARIA_TABLE))
+
+    def create_table(self, schema, form):
+        """The lock table with the statements real Liquibase issued for this
+        LOCKED form, and the arbiter's grant; its database when it is gone."""
+        if schema != self.name:
+            self.server.sql("CREATE DATABASE IF NOT EXISTS %s" % maria_ident(schema))
+        self.server.create_lock_table(schema, form=form)
+
+    def drop(self, schema, whole):
+        """Drops the lock table, or its whole database (not the URL's)."""
+        if whole and schema != self.name:
+            self.server.sql("DROP DATABASE %s" % maria_ident(schema))
+            return "schema"
+        self.server.sql("DROP TABLE %s" % self.qname(schema))
+        return "table"
+
+    def take(self, schema, lockedby):
+        """As Liquibase takes it (mariadbserver.MariaDBServer.lock)."""
+        return self.server.lock(schema, lockedby=lockedby)
+
+    def give_back(self, schema, lockedby):
+        # BINARY: the default collation compares without case.
+        return self.server.sql(
+            "UPDATE %s SET `LOCKED` = 0, LOCKGRANTED = NULL, LOCKEDBY = NULL"
+            " WHERE ID = 1 AND `LOCKED` <> 0 AND BINARY LOCKEDBY = %s; SELECT ROW_COUNT()"
+            % (self.qname(schema), maria_literal(lockedby))).strip() == "1"
+
+    def read(self, schemas):
+        out = self.server.sql(" UNION ALL ".join(
+            "SELECT %s, `LOCKED` <> 0, LOCKEDBY FROM %s WHERE ID = 1"
+            % (maria_literal(sc), self.qname(sc)) for sc in schemas))
+        rows = {}
+        for line in out.splitlines():
+            schema, locked, lockedby = line.split("\t", 2)
+            rows[schema] = (locked == "1", None if lockedby == "NULL" else lockedby)
+        return rows
 
 
 class Lock:
@@ -385,18 +517,23 @@ class Table:
         self.db = db
         self.schema = schema
         self.exists = False
+        self.form = None          # MariaDB: the LOCKED form it was created in
         self.lock = None
         self.last_release = None  # when the workload saw the arbiter release here
         self.created = None       # when the workload created it
         self.seen = None          # when /locks first listed it after that
+        self.recreate_at = None   # MariaDB: when it comes back after a drop
+        self.next_take = None     # MariaDB: when the next lock is taken
+        self.born = None          # MariaDB: when it was last created
+        self.drops = 0            # MariaDB: how often the churn dropped it
 
     @property
     def key(self):
-        return (self.db.label, self.schema, TABLE)
+        return (self.db.label, self.schema, self.db.table)
 
     @property
-    def qname(self):
-        return "%s.%s" % (quote_ident(self.schema), quote_ident(TABLE))
+    def maria(self):
+        return self.db.kind == "mariadb"
 
 
 class Workload:
@@ -408,7 +545,9 @@ class Workload:
         self.sim = sim
         self.scraper = self.arbiter = self.sampler = None  # set once the arbiter runs
         self.f = failures
-        self.tables = {(d.label, s): Table(d, s) for d in dbs for s in SCHEMAS}
+        self.tables = {(d.label, s): Table(d, s) for d in dbs for s in d.schemas}
+        self.maria_tables = [t for t in self.tables.values() if t.maria]
+        self.maria = collections.Counter()  # MariaDB's share, and its locks by form
         self.pod_seq = 0
         self.token_seq = 1
         self.stats = collections.Counter()
@@ -418,37 +557,46 @@ class Workload:
         self.stale_pods = []       # (delete_at, pod): pods to delete after their lock ended
         self.fault = None          # (id, until)
         self.restart_idx = 0
+        self.restart_every = self.o.restart_every
         self.next_token = now() + self.o.token_every
         self.next_fault = now() + self.o.fault_every
-        self.next_restart = now() + self.o.restart_every
+        self.next_restart = float("inf")  # plan_restarts, once the warm-up is over
+        self.next_maria_churn = now() + self.o.maria_churn_every
         self.next_watch_op = now() + self.o.fault_every / 2
         self.next_release_check = 0.0
         self.next_request_count = now() + 20
         self.identity_gets = 0
         self.api_auth = collections.Counter()
         self.in_flight_at_restart = 0
+        self.maria_in_flight_at_restart = 0
         self.discovery = []        # seconds from CREATE TABLE to /locks listing it
         self.discovery_late = []   # tables not listed within --discovery-limit
         self.restarts = []
 
-    # -- SQL ----------------------------------------------------------------------
-    def sql(self, db, text):
-        return db.server.psql(text, db.name)
+    # -- lock tables ----------------------------------------------------------------
+    def maria_form(self):
+        """The LOCKED form for a new MariaDB lock table: one that still lacks a
+        live or an orphaned lock, else the least used, so that a short run
+        covers all three."""
+        def score(form):
+            missing = sum(1 for role in ("live", "orphan") if not self.maria[(form, role)])
+            used = sum(self.maria[(form, role)] for role in ("live", "orphan", "unresolved"))
+            return (-missing, used + sum(1 for t in self.maria_tables
+                                         if t.exists and t.form == form), self.rng.random())
+        return min(LOCK_FORMS, key=score)
 
     def create_table(self, t):
-        self.sql(t.db, "CREATE SCHEMA IF NOT EXISTS %s;"
-                 " CREATE TABLE %s (id INTEGER NOT NULL, locked BOOLEAN NOT NULL,"
-                 " lockgranted TIMESTAMP WITHOUT TIME ZONE, lockedby VARCHAR(255),"
-                 " CONSTRAINT %s PRIMARY KEY (id));"
-                 " INSERT INTO %s VALUES (1, FALSE, NULL, NULL);"
-                 " CREATE TABLE IF NOT EXISTS %s.databasechangelog (id VARCHAR(255),"
-                 " author VARCHAR(255), filename VARCHAR(255), dateexecuted TIMESTAMP)"
-                 % (quote_ident(t.schema), t.qname, quote_ident(TABLE + "_pkey"), t.qname,
-                    quote_ident(t.schema)))
-        t.exists = True
+        form = self.maria_form() if t.maria else None
+        t.db.create_table(t.schema, form)
+        t.exists, t.form = True, form
         t.last_release = None
         t.created, t.seen = now(), None
+        t.recreate_at = t.next_take = None
+        t.born = now()
         self.stats["tables_created"] += 1
+        if t.maria:
+            self.maria["tables_created"] += 1
+            self.maria["created_" + form] += 1
 
     def droppable(self, t):
         """A table may go when no orphan waits on it and a /metrics scrape has
@@ -458,12 +606,11 @@ class Workload:
         return t.last_release is None or self.scraper.metrics_after(t.last_release + 1.0)
 
     def drop_table(self, t, schema_too):
-        if schema_too and t.schema != "public":
-            self.sql(t.db, "DROP SCHEMA %s CASCADE" % quote_ident(t.schema))
-            self.stats["schemas_dropped"] += 1
-        else:
-            self.sql(t.db, "DROP TABLE %s" % t.qname)
-            self.stats["tables_dropped"] += 1
+        what = t.db.drop(t.schema, schema_too)  # "schema" (a MariaDB database) or "table"
+        self.stats[what + "s_dropped"] += 1
+        if t.maria:
+            self.maria[what + "s_dropped"] += 1
+            t.recreate_at = now() + self.rng.uniform(0.5, 3.0)
         if t.lock is not None:  # a live holder's table went away under it
             self.retire_pod(t.lock.pod)
             self.stats["live_locks_dropped_with_table"] += 1
@@ -502,6 +649,10 @@ class Workload:
     def take_lock(self, t):
         r = self.rng.random()
         role = "live" if r < 0.45 else "orphan" if r < 0.9 else "unresolved"
+        if t.maria:
+            # A LOCKED form without a live or an orphaned lock yet gets one first.
+            role = next((want for want in ("orphan", "live")
+                         if not self.maria[(t.form, want)]), role)
         if role == "unresolved":
             lockedby = self.rng.choice([
                 "unknown (unknown)", "default:../../secrets/x",
@@ -535,16 +686,15 @@ class Workload:
         lk = Lock(t, pod, lockedby, role, kind, style)
         if role == "live":
             lk.extra = extra
-        ok = self.sql(t.db, "UPDATE %s SET locked = TRUE, lockedby = %s,"
-                      " lockgranted = LOCALTIMESTAMP WHERE id = 1 AND NOT locked RETURNING 1"
-                      % (t.qname, quote_literal(lockedby))).strip() == "1"
-        if not ok:
+        if not t.db.take(t.schema, lockedby):
             self.f.check("lock table %s in %s free when the workload takes it"
                          % (t.schema, t.db.label), False, "it was not")
             self.retire_pod(pod)
             return
         t.lock = lk
         self.stats["locks_" + role] += 1
+        if t.maria:
+            self.maria[(t.form, role)] += 1
         if role != "orphan":
             lk.release_at = now() + self.rng.uniform(1.0, 6.0) + (3.0 if lk.extra else 0.0)
         else:
@@ -556,10 +706,7 @@ class Workload:
     def owner_release(self, lk):
         """The owner lets go as Liquibase does, but only of its own lock."""
         t = lk.table
-        ok = self.sql(t.db, "UPDATE %s SET locked = FALSE, lockedby = NULL, lockgranted = NULL"
-                      " WHERE id = 1 AND locked AND lockedby = %s RETURNING 1"
-                      % (t.qname, quote_literal(lk.lockedby))).strip() == "1"
-        if not ok:
+        if not t.db.give_back(t.schema, lk.lockedby):
             self.stolen.append(lk)
         self.done_locks.append(lk)
         t.lock = None
@@ -643,17 +790,10 @@ class Workload:
                 by_db[t.db.label].append(t)
         for label, ts in by_db.items():
             db = ts[0].db
-            q = " UNION ALL ".join(
-                "SELECT %s, locked, lockedby FROM %s WHERE id = 1" % (quote_literal(t.schema),
-                                                                     t.qname) for t in ts)
             try:
-                out = self.sql(db, q)
-            except PgServerError:
+                rows = db.read([t.schema for t in ts])
+            except db.Error:
                 continue  # restarting; next time
-            rows = {}
-            for line in out.splitlines():
-                schema, locked, lockedby = line.split("|", 2)
-                rows[schema] = (locked == "t", lockedby)
             for t in ts:
                 row = rows.get(t.schema)
                 if row is None:
@@ -665,6 +805,8 @@ class Workload:
                 t.last_release = lk.released
                 t.lock = None
                 self.stats["orphans_released"] += 1
+                if t.maria:
+                    self.maria["orphans_released"] += 1
                 if lk.kind != "delete":
                     self.retire_pod(lk.pod)
 
@@ -672,6 +814,14 @@ class Workload:
     def pending_orphans(self, server=None):
         return [lk for lk in self.orphans if lk.released is None and lk.killed is not None
                 and (server is None or lk.table.db.server is server)]
+
+    def plan_restarts(self, work_seconds):
+        """Spreads the server restarts over the workload phase: one every
+        --restart-every seconds, but at least three in the phase (at 2
+        minutes, each server once; at 1, MariaDB and one PostgreSQL), MariaDB
+        first."""
+        self.restart_every = min(self.o.restart_every, max(12.0, work_seconds / 3))
+        self.next_restart = now() + self.rng.uniform(0.4, 0.8) * self.restart_every
 
     def restart_server(self):
         name, server = self.servers[self.restart_idx % len(self.servers)]
@@ -683,6 +833,9 @@ class Workload:
             self.check_releases()
             time.sleep(0.2)
         self.in_flight_at_restart += len(self.pending_orphans(server))
+        if isinstance(server, MariaDBServer):
+            self.maria_in_flight_at_restart += len(self.pending_orphans(server))
+        # fast: a clean shutdown; immediate: a crash (SIGKILL on both backends).
         mode = self.rng.choice(["fast", "fast", "immediate"])
         t0 = now()
         server.restart(mode)
@@ -769,12 +922,47 @@ class Workload:
             self.next_watch_op = now() + self.rng.uniform(0.5, 1.5) * self.o.fault_every
         if now() >= self.next_restart:
             self.restart_server()
-            self.next_restart = now() + self.rng.uniform(0.7, 1.3) * self.o.restart_every
+            self.next_restart = now() + self.rng.uniform(0.7, 1.3) * self.restart_every
+        self.step_maria()
         self.random_action()
 
+    def step_maria(self):
+        """MariaDB's two lock tables on a clock of their own (among twenty-odd
+        PostgreSQL ones they would see few locks): the next lock soon after
+        the last one ended; every --maria-churn-every seconds one table
+        dropped, in turn, the URL database's or the tenant's (its whole
+        database the first time, then one time in two), and created again a
+        few seconds later in the LOCKED form that needs locks most."""
+        for t in self.maria_tables:
+            if not t.exists:
+                if now() >= t.recreate_at:
+                    self.create_table(t)
+            elif t.lock is None:
+                if t.next_take is None:
+                    t.next_take = now() + self.rng.uniform(0.2, 1.5)
+                elif now() >= t.next_take:
+                    t.next_take = None
+                    self.take_lock(t)
+        if now() < self.next_maria_churn:
+            return
+        # A table whose form has had its live and orphaned locks, or one that
+        # has waited long enough for them; not one an orphan waits on.
+        cands = [t for t in self.maria_tables if self.droppable(t) and (
+            all(self.maria[(t.form, role)] for role in ("live", "orphan"))
+            or now() - t.born > 3 * self.o.maria_churn_every)]
+        if not cands:
+            return  # the next tick tries again
+        t = min(cands, key=lambda t: (t.drops, self.rng.random()))
+        t.drops += 1
+        whole = t.schema != t.db.name and (
+            not self.maria["schemas_dropped"] or self.rng.random() < 0.5)
+        self.drop_table(t, whole)
+        self.next_maria_churn = now() + self.rng.uniform(0.5, 1.5) * self.o.maria_churn_every
+
     def random_action(self):
+        """The PostgreSQL tables' workload: a lock, a table, a drop."""
         r = self.rng.random()
-        tables = list(self.tables.values())
+        tables = [t for t in self.tables.values() if not t.maria]
         if r < 0.45:
             free = [t for t in tables if t.exists and t.lock is None]
             if free and sum(1 for t in tables if t.lock is not None) < self.o.max_held:
@@ -786,7 +974,8 @@ class Workload:
         elif r < 0.60:
             cands = [t for t in tables if self.droppable(t)]
             # Keep a few tables around so that locks keep coming.
-            if cands and sum(1 for t in tables if t.exists) > len(self.dbs) * 2:
+            pg_dbs = sum(1 for d in self.dbs if d.kind == "postgresql")
+            if cands and sum(1 for t in tables if t.exists) > pg_dbs * 2:
                 t = self.rng.choice(cands)
                 self.drop_table(t, schema_too=self.rng.random() < 0.5)
 
@@ -896,7 +1085,10 @@ def main():
     ap.add_argument("--max-held", type=int, default=12)
     ap.add_argument("--token-every", type=float, default=15.0)
     ap.add_argument("--fault-every", type=float, default=12.0)
-    ap.add_argument("--restart-every", type=float, default=75.0)
+    ap.add_argument("--restart-every", type=float, default=75.0,
+                    help="seconds between server restarts (at least three in the run)")
+    ap.add_argument("--maria-churn-every", type=float, default=10.0,
+                    help="seconds between drops of a MariaDB lock table or database")
     ap.add_argument("--sighting-timeout", type=int, default=90)
     ap.add_argument("--discovery-limit", type=float, default=None,
                     help="seconds for a new lock table to be listed (8, valgrind 15)")
@@ -919,24 +1111,30 @@ def main():
         flush=True)
     f = Failures()
 
-    # Asynchronous commits could lose a lock the workload took across an
-    # immediate restart; these servers commit synchronously.
-    servers = [("pg-a", PgServer(settings={"synchronous_commit": "on"})),
+    # Asynchronous commits could lose a lock the workload took, or a release
+    # the arbiter logged, across an immediate restart: these servers commit
+    # synchronously (MariaDB's test default flushes its log once a second).
+    # MariaDB comes first: it is the first server restarted.
+    servers = [("mariadb", MariaDBServer(settings={"innodb_flush_log_at_trx_commit": 1})),
+               ("pg-a", PgServer(settings={"synchronous_commit": "on"})),
                ("pg-b", PgServer(settings={"synchronous_commit": "on"}))]
     for _, s in servers:
         s.start()
     dbs = []
-    for (sname, server), names in zip(servers, (["soak_a1", "soak_a2"], ["soak_b1"])):
+    for (sname, server), names in zip(servers[1:], (["soak_a1", "soak_a2"], ["soak_b1"])):
         for n in names:
             server.create_database(n)
-            dbs.append(Database(server, n, sname))
+            dbs.append(PgDatabase(server, n, sname, SCHEMAS))
+    maria = servers[0][1]
+    maria.create_database(MARIA_DB)  # the tenant database comes with its lock table
+    dbs.append(MariaDatabase(maria, MARIA_DB, "mariadb", [MARIA_DB, MARIA_TENANT]))
     sim = Sim(os.path.join(workdir, "sim"), namespaces=[NS, OWN_NS], seed=o.seed).start()
     me = sim.create_pod(OWN_POD, OWN_NS, containers=["lock-arbiter"])
 
     # Some lock tables from the start, as in a database Liquibase has used.
     w = Workload(o, servers, dbs, sim, f)
     for d in dbs:
-        for s in ("public", "tenant_0", "tenant_1"):
+        for s in d.schemas if d.kind == "mariadb" else ("public", "tenant_0", "tenant_1"):
             w.create_table(w.tables[(d.label, s)])
             w.tables[(d.label, s)].created = None  # there before the arbiter: not timed
 
@@ -961,6 +1159,8 @@ def main():
             "--kube-ca-file", sim.ca, "--holder-namespace", NS, "--listen", "127.0.0.1:0"]
     for d in dbs:
         args += ["--database", server_dsn(d)]
+    for s in SCHEMAS:
+        args += ["--schema", s]
     arb = SoakArbiter(os.path.abspath(o.bin), args, env, wrapper).start()
     summary = collections.OrderedDict()
     try:
@@ -1030,6 +1230,7 @@ def soak(o, f, w, arb, sim, dbs, workdir, duration, summary):
         ok0, fds0, rss0 = w.quiesce("after warm-up", timeout=120) if alive else (False, None,
                                                                                  None)
         sampler.phase = "work"
+        w.plan_restarts(t_start + duration - now())
         alive = alive and w.run_until(t_start + duration)
         sampler.phase = "drain"
         ok1, fds1, rss1 = w.quiesce("at the end", timeout=150) if alive else (False, None, None)
@@ -1075,6 +1276,7 @@ def soak(o, f, w, arb, sim, dbs, workdir, duration, summary):
                 metric > 0 and lo <= metric <= n_orphans,
                 "%d counted, %d orphaned (%d in flight at a restart)" % (
                     metric, n_orphans, w.in_flight_at_restart))
+        maria = maria_checks(f, w, dbs, scraper, released)
         f.check("every new lock table listed within %gs (DESIGN.md section 4)"
                 % o.discovery_limit, not w.discovery_late,
                 "%d late, e.g. %s" % (len(w.discovery_late), w.discovery_late[:3])
@@ -1162,7 +1364,12 @@ def soak(o, f, w, arb, sim, dbs, workdir, duration, summary):
             ("release conflicts/errors", "%s / %s" % (
                 metric_sum(scraper.last_metrics, "lock_arbiter_release_conflicts_total"),
                 metric_sum(scraper.last_metrics, "lock_arbiter_release_errors_total"))),
-            ("databases", "%d on 2 servers; restarts: %s" % (len(dbs), w.restarts)),
+            ("databases", "%d PostgreSQL on 2 servers, %d MariaDB (and %d through --schema);"
+                          " restarts: %s" % (
+                              sum(1 for d in dbs if d.kind == "postgresql"),
+                              sum(1 for d in dbs if d.kind == "mariadb"),
+                              sum(len(d.schemas) - 1 for d in dbs if d.kind == "mariadb"),
+                              w.restarts)),
             ("locks", "%d live, %d orphaned, %d unresolvable" % (
                 w.stats["locks_live"], w.stats["locks_orphan"], w.stats["locks_unresolved"])),
             ("orphans killed", {k[7:]: v for k, v in w.stats.items() if k.startswith("killed_")}),
@@ -1170,12 +1377,13 @@ def soak(o, f, w, arb, sim, dbs, workdir, duration, summary):
                 len(released), metric, w.stats["orphans_released"],
                 dict(collections.Counter(r.get("rule") for r in released)))),
             ("release delay after death", delay_summary(w.orphans)),
-            ("tables", "%d created, %d dropped, %d schemas dropped; listed in /locks after"
-                       " median %.2f s, max %.2f s, %d late" % (
+            ("tables", "%d created, %d dropped, %d schemas (MariaDB: databases) dropped;"
+                       " listed in /locks after median %.2f s, max %.2f s, %d late" % (
                            w.stats["tables_created"], w.stats["tables_dropped"],
                            w.stats["schemas_dropped"],
                            statistics.median(w.discovery) if w.discovery else -1,
                            max(w.discovery) if w.discovery else -1, len(w.discovery_late))),
+        ] + maria + [
             ("api", "%d pods, %d token rotations, faults %s, watch ops %s, identity GETs %d,"
                     " answers by auth %s" % (
                         w.stats["pods_created"], w.stats["token_rotations"],
@@ -1201,6 +1409,60 @@ def soak(o, f, w, arb, sim, dbs, workdir, duration, summary):
             scraper.stop_flag.set()
         if sampler is not None:
             sampler.stop_flag.set()
+
+
+def maria_checks(f, w, dbs, scraper, released):
+    """MariaDB's share of the run (DESIGN.md section 3): live and orphaned
+    locks in every LOCKED form, its lock tables and tenant database dropped
+    and created again, its server restarted, its releases in the log and in
+    /metrics equal to its orphans. Returns its lines of the figures."""
+    m = w.maria
+    labels = {d.label for d in dbs if d.kind == "mariadb"}
+    forms = collections.OrderedDict(
+        (form, "%d live, %d orphaned, %d unresolvable" % tuple(
+            m[(form, role)] for role in ("live", "orphan", "unresolved")))
+        for form in LOCK_FORMS)
+    f.check("MariaDB: live and orphaned locks in every LOCKED form (%s)" % ", ".join(LOCK_FORMS),
+            all(m[(form, "live")] and m[(form, "orphan")] for form in LOCK_FORMS),
+            "; ".join("%s: %s" % kv for kv in forms.items()))
+    f.check("MariaDB: lock tables dropped and created again, the tenant database too",
+            m["tables_dropped"] and m["schemas_dropped"],
+            "%d tables dropped, %d databases dropped, %d tables created" % (
+                m["tables_dropped"], m["schemas_dropped"], m["tables_created"]))
+    restarts = [r for r in w.restarts if r[0] == "mariadb"]
+    f.check("MariaDB: the server restarted", restarts, str(w.restarts))
+    orphans = [lk for lk in w.orphans if lk.table.maria]
+    logged = [r for r in released if r.get("database") in labels]
+    metric = sum(v for k, v in scraper.released_by_db.items() if k in labels)
+    lo = len(orphans) - w.maria_in_flight_at_restart
+    f.check("MariaDB: its releases in /metrics > 0 and equal to its orphans",
+            metric > 0 and lo <= metric <= len(orphans),
+            "%d counted, %d orphaned (%d in flight at a restart)" % (
+                metric, len(orphans), w.maria_in_flight_at_restart))
+    polls = {dict(k[1]).get("database"): int(v) for k, v in scraper.last_metrics.items()
+             if k[0] == "lock_arbiter_poll_duration_seconds_count"
+             and dict(k[1]).get("database") in labels}
+    databases = [d for d in dbs if d.kind == "mariadb"]
+    return [
+        ("mariadb", "%s; databases %s (the URL's), %s (--schema); %s successful polls;"
+                    " restarts %s" % (
+                        databases[0].server.version,
+                        ", ".join(d.name for d in databases),
+                        ", ".join(s for d in databases for s in d.schemas if s != d.name),
+                        sum(polls.values()), restarts)),
+        ("mariadb locks", "%d live, %d orphaned, %d unresolvable; by LOCKED form: %s" % (
+            sum(m[(fm, "live")] for fm in LOCK_FORMS), len(orphans),
+            sum(m[(fm, "unresolved")] for fm in LOCK_FORMS),
+            "; ".join("%s %s" % kv for kv in forms.items()))),
+        ("mariadb releases", "%d in the log, %d in /metrics, %d seen in the database;"
+                             " rules %s" % (
+                                 len(logged), metric, m["orphans_released"],
+                                 dict(collections.Counter(r.get("rule") for r in logged)))),
+        ("mariadb tables", "%d created (%s), %d dropped, %d databases dropped" % (
+            m["tables_created"], ", ".join("%s %d" % (fm, m["created_" + fm])
+                                           for fm in LOCK_FORMS),
+            m["tables_dropped"], m["schemas_dropped"])),
+    ]
 
 
 def metric_sum(m, name):
