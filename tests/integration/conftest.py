@@ -1,5 +1,6 @@
 """Fixtures shared by the integration tests: one real PostgreSQL (pg) or
-MariaDB (maria) per test module, and a fresh database per test (db, mdb)."""
+MariaDB (maria) per test module, and a fresh database per test (db, mdb);
+backend, a fresh database of each backend in turn (backends.py)."""
 import itertools
 import os
 import sys
@@ -49,11 +50,45 @@ def mdb(maria):
     return name
 
 
+def mysql_built():
+    """False when meson built the binary without the MySQL/MariaDB backend
+    (-Dmysql=auto without MariaDB Connector/C): the tests against MariaDB
+    are then skipped. Run by hand, the binary is taken to have it."""
+    return os.environ.get("LOCK_ARBITER_MYSQL", "1") != "0"
+
+
+NO_MYSQL = "lock-arbiter was built without the MySQL/MariaDB backend (-Dmysql)"
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def backend(request):
+    """A new database on the module's PostgreSQL, then on its MariaDB: a
+    backends.Database, for a test that runs against both. A server starts
+    the first time a test of the module asks for it."""
+    from backends import open_database
+    kind = request.param
+    if kind == "mariadb" and not mysql_built():
+        pytest.skip(NO_MYSQL)
+    server = request.getfixturevalue({"postgresql": "pg", "mariadb": "maria"}[kind])
+    return open_database(kind, server, "%s%d" % (kind[0], next(_counter)))
+
+
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     """The simulated Kubernetes API, one per test module, with SIM_NS."""
     with Sim(tmp_path_factory.mktemp("sim"), namespaces=[SIM_NS]) as s:
         yield s
+
+
+def reset_sim(sim):
+    """The simulated API as a test expects to find it: no faults, pods,
+    requests or events left by an earlier test of the module."""
+    sim.clear_faults()
+    sim.release_hangs()
+    for p in sim.pods():
+        sim.delete_pod(p["metadata"]["namespace"], p["metadata"]["name"])
+    sim.clear_requests()
+    sim.clear_events()
 
 
 def sim_arbiter(dsns, sim, *extra, poll="100ms", name="arbiter"):
@@ -67,11 +102,6 @@ def sim_arbiter(dsns, sim, *extra, poll="100ms", name="arbiter"):
     for d in dsns:
         args += ["--database", d]
     return Arbiter(args + list(extra), name=name)
-
-
-def locked(pg, db, schema="public"):
-    row = pg.read_lock(db, schema)
-    return row is not None and row[0] is True
 
 
 class LoopbackListener:

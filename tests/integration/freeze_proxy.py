@@ -9,8 +9,11 @@ well. New connections are still accepted and then get no answer: the server
 is connected to only at thaw(). thaw() delivers what was held, in order,
 then carries out the closes that were held, and forwarding goes on.
 
-A client with bytes held has a round trip outstanding: wait_held() waits
-for one, held_open() counts them. Standard library only; one thread.
+A client with bytes held has a round trip outstanding, and so has one
+accepted while frozen (it waits for the server: a PostgreSQL client for the
+answer to its startup packet, a MySQL client for the server's greeting, sent
+first): wait_held() waits for one, held_open() counts them. Standard
+library only; one thread.
 
     with FreezeProxy(pg.port) as proxy:
         dsn = "postgresql://postgres@127.0.0.1:%d/app" % proxy.port
@@ -246,6 +249,12 @@ class FreezeProxy:
             self._event("accepted", p)
             if not frozen:
                 self._connect(p)
+            else:
+                # Waiting for the server as much as a client with bytes held:
+                # a MySQL client says nothing before the server's greeting.
+                with self._cond:
+                    p.held_since = time.monotonic()
+                    self._cond.notify_all()
 
     def _connect(self, p):
         try:

@@ -73,11 +73,14 @@ APP_PASSWORD = "app-secret"
 _PASSWORDS = {ARBITER_USER: ARBITER_PASSWORD, APP_USER: APP_PASSWORD}
 
 # A client from a chosen source address (argv: host port user password db bind sql).
+# An empty sql: the session stays open and idle (COMMAND Sleep) until killed.
 _BOUND_CLIENT = """
-import sys, pymysql
+import sys, time, pymysql
 host, port, user, password, db, bind, sql = sys.argv[1:8]
 c = pymysql.connect(host=host, port=int(port), user=user, password=password,
                     database=db or None, bind_address=bind, autocommit=True)
+if not sql:
+    time.sleep(3600)
 with c.cursor() as cur:
     cur.execute(sql)
     for row in cur.fetchall():
@@ -232,11 +235,12 @@ class MariaDBServer(ThrowawayServer):
 
     # -- clients ------------------------------------------------------------
 
-    def dsn(self, dbname, user=ARBITER_USER, password=ARBITER_PASSWORD, host=None):
-        """A mariadb:// URL for dbname (by default as the arbiter's account)."""
+    def dsn(self, dbname, user=ARBITER_USER, password=ARBITER_PASSWORD, host=None, port=None):
+        """A mariadb:// URL for dbname (by default as the arbiter's account;
+        port: another port that leads here, a proxy's)."""
         from urllib.parse import quote
         return "mariadb://%s:%s@%s:%d/%s" % (quote(user, safe=""), quote(password, safe=""),
-                                             host or self.host, self.port,
+                                             host or self.host, port or self.port,
                                              quote(dbname, safe=""))
 
     def jdbc_url(self, dbname, host=None):
@@ -293,7 +297,8 @@ class MariaDBServer(ThrowawayServer):
         next reads from it). bind: the client's source
         address (127.0.0.x), so PROCESSLIST shows `bind:PORT` for it; that
         client is Python with PyMySQL (Debian python3-pymysql), as the
-        mariadb client cannot bind."""
+        mariadb client cannot bind; with an empty sql it connects and stays
+        idle."""
         if bind is None:
             argv = self.client_argv(user, None, dbname) + ["-e", sql]
         else:

@@ -357,10 +357,11 @@ class PgServer(ThrowawayServer):
 
     # -- clients ------------------------------------------------------------
 
-    def dsn(self, dbname="postgres"):
-        """A postgresql:// URL for dbname, as the daemon's --database takes it."""
+    def dsn(self, dbname="postgres", port=None):
+        """A postgresql:// URL for dbname, as the daemon's --database takes it
+        (port: another port that leads here, a proxy's)."""
         from urllib.parse import quote
-        return "postgresql://%s@%s:%d/%s" % (self.user, self.host, self.port,
+        return "postgresql://%s@%s:%d/%s" % (self.user, self.host, port or self.port,
                                              quote(dbname, safe=""))
 
     def env(self):

@@ -6,17 +6,31 @@ for its own deadline (5 s) and then B is logged down.
 
 The assertions are about order, not time: A's orphan is released before B
 is logged down, that is while B's round trip is still outstanding. Only the
-shutdown has a clock, DESIGN.md's: exit 0 within 2 s of SIGTERM."""
+shutdown has a clock, DESIGN.md's: exit 0 within 2 s of SIGTERM.
+
+The same with B a frozen MariaDB: test_mariadb.py, through the helpers
+here (orphan_released_while_b_hangs, sigterm_while_b_hangs)."""
 import collections
 import time
 import urllib.request
 
 import pytest
 
-from conftest import SIM_NS as NS, locked, sim_arbiter
+from backends import PgDatabase
+from conftest import SIM_NS as NS, sim_arbiter
 from freeze_proxy import FreezeProxy
 
-Db = collections.namedtuple("Db", "name dsn label")
+# database: a backends.Database; dsn and label: how the arbiter reaches it.
+Db = collections.namedtuple("Db", "database dsn label")
+
+
+def direct(database):
+    return Db(database, database.dsn(), database.label)
+
+
+def via(proxy, database):
+    """database reached through proxy."""
+    return Db(database, database.dsn(port=proxy.port), database.label_via(proxy.port))
 
 
 @pytest.fixture
@@ -28,13 +42,11 @@ def proxy(pg):
 @pytest.fixture
 def dbs(pg, db, proxy):
     """(A, B): A reached directly, B through the proxy; a lock table in each."""
-    b = db + "_b"
-    pg.create_database(b)
-    for name in (db, b):
-        pg.create_lock_table(name)
-    via = "postgresql://%s@127.0.0.1:%d/%s" % (pg.user, proxy.port, b)
-    return (Db(db, pg.dsn(db), "127.0.0.1:%d/%s" % (pg.port, db)),
-            Db(b, via, "127.0.0.1:%d/%s" % (proxy.port, b)))
+    a = PgDatabase(pg, db)
+    b = a.another("_b")
+    for d in (a, b):
+        d.create_lock_table()
+    return direct(a), via(proxy, b)
 
 
 def arbiter(sim, a, b):
@@ -63,10 +75,14 @@ def wait_database_up(a, label, want, timeout=10):
         time.sleep(0.1)
 
 
-def test_orphan_is_released_while_the_other_database_hangs(pg, sim, dbs, proxy):
-    A, B = dbs
+def test_orphan_is_released_while_the_other_database_hangs(sim, dbs, proxy):
+    orphan_released_while_b_hangs(sim, *dbs, proxy)
+
+
+def orphan_released_while_b_hangs(sim, A, B, proxy):
+    """A's orphan is released while B, frozen, hangs: before B is logged down."""
     sim.create_pod("orders-50", NS, containers=["app"])
-    pg.lock(A.name, lockedby="%s:orders-50" % NS)
+    A.database.lock(lockedby="%s:orders-50" % NS)
     with arbiter(sim, A, B) as a:
         a.wait_for("database up", database=B.label)
         a.wait_for("verdict", database=A.label, verdict="held")
@@ -80,7 +96,7 @@ def test_orphan_is_released_while_the_other_database_hangs(pg, sim, dbs, proxy):
         # then the order below fails, not this wait.
         rel = a.wait_for("lock released", timeout=30, start=mark, database=A.label)
         assert rel["rule"] == "O1_pod_deleted", rel
-        assert not locked(pg, A.name)
+        assert not A.database.locked()
         before = a.records[mark:index_of(a, rel, mark)]
         downs = [r for r in before if r.get("msg") == "database down"
                  and r.get("database") == B.label]
@@ -94,8 +110,13 @@ def test_orphan_is_released_while_the_other_database_hangs(pg, sim, dbs, proxy):
 
 
 @pytest.mark.parametrize("stuck_in", ["query", "connect"])
-def test_sigterm_while_a_database_hangs_exits_0_within_2s(pg, sim, dbs, proxy, stuck_in):
-    A, B = dbs
+def test_sigterm_while_a_database_hangs_exits_0_within_2s(sim, dbs, proxy, stuck_in):
+    sigterm_while_b_hangs(sim, *dbs, proxy, stuck_in)
+
+
+def sigterm_while_b_hangs(sim, A, B, proxy, stuck_in):
+    """SIGTERM while B, frozen, has a statement or a connection outstanding:
+    exit 0 within 2 s."""
     if stuck_in == "connect":
         proxy.freeze()  # B's connection is accepted and never greeted
     with arbiter(sim, A, B) as a:
@@ -112,7 +133,7 @@ def test_sigterm_while_a_database_hangs_exits_0_within_2s(pg, sim, dbs, proxy, s
         a.wait_for("stopping")
 
 
-def test_thawed_database_comes_back_and_its_orphan_is_released(pg, sim, dbs, proxy):
+def test_thawed_database_comes_back_and_its_orphan_is_released(sim, dbs, proxy):
     A, B = dbs
     with arbiter(sim, A, B) as a:
         a.wait_for("database up", database=B.label)
@@ -122,14 +143,14 @@ def test_thawed_database_comes_back_and_its_orphan_is_released(pg, sim, dbs, pro
         a.wait_for("database down", timeout=30, start=mark, database=B.label)
         wait_database_up(a, B.label, 0)
         # Meanwhile B's lock is taken by a pod that is gone: an orphan.
-        pg.lock(B.name, lockedby="%s:orders-52" % NS)
+        B.database.lock(lockedby="%s:orders-52" % NS)
         mark = a.mark()
         proxy.thaw()
         # The reconnect backoff has grown while B was frozen: up to 15 s.
         a.wait_for("database up", timeout=30, start=mark, database=B.label)
         rel = a.wait_for("lock released", timeout=10, start=mark, database=B.label)
         assert rel["rule"] == "O1_pod_deleted", rel
-        assert not locked(pg, B.name)
+        assert not B.database.locked()
         wait_database_up(a, B.label, 1)
         assert database_up(a, A.label) == 1
         assert a.stop() == 0

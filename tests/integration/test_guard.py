@@ -1,27 +1,19 @@
 """The session guard (DESIGN.md section 6) end to end: the real binary, a
-real PostgreSQL and the simulated API. A dead holder's database session is
-made by a client whose connection comes from the holder pod's address: a
-small proxy that binds its outgoing socket to 127.0.0.x before connecting,
-so that PostgreSQL records that client_addr."""
-import os
-import socket
-import subprocess
-import threading
+real database and the simulated API, against both backends (`backend`). A
+dead holder's database session is made by a client whose connection comes
+from the holder pod's address (127.0.0.x): PostgreSQL records it as
+client_addr (a psql through a proxy that binds its outgoing socket),
+MariaDB as PROCESSLIST's HOST `ADDR:PORT` (a client that binds); see
+backends.py. On MariaDB the arbiter's account has PROCESS, which shows it
+every account's sessions, and no right to KILL another account's
+connection: the tests that terminate grant it CONNECTION ADMIN (MariaDB
+10.5+; SUPER would do) for their duration (allow_terminate)."""
 import time
 import urllib.request
 
 import pytest
 
-from conftest import SIM_NS as NS, LoopbackListener, locked, sim_arbiter
-
-
-@pytest.fixture(scope="module", autouse=True)
-def loopback_clients(pg):
-    """Trust every loopback address, not only 127.0.0.1 (initdb's default)."""
-    with open(os.path.join(pg.datadir, "pg_hba.conf"), "a", encoding="utf-8") as f:
-        f.write("\nhost all all 127.0.0.0/8 trust\n")
-    pg.psql("SELECT pg_reload_conf()")
-    time.sleep(0.3)
+from conftest import SIM_NS as NS, sim_arbiter
 
 
 @pytest.fixture(autouse=True)
@@ -32,134 +24,94 @@ def clean_sim(sim):
     yield
 
 
-class SourceProxy(LoopbackListener):
-    """Forwards local connections to PostgreSQL from source address src."""
-
-    def __init__(self, pg_port, src):
-        self.pg_port, self.src = pg_port, src
-        super().__init__(backlog=16)
-
-    def on_accept(self, c):
-        up = socket.socket()
-        up.bind((self.src, 0))
-        up.connect(("127.0.0.1", self.pg_port))
-        for a, b in ((c, up), (up, c)):
-            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(a, b):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-class Session:
-    """A psql session from a source address, running sql until it ends."""
-
-    def __init__(self, pg, db, src, sql, user="postgres"):
-        self.proxy = SourceProxy(pg.port, src)
-        self.proc = subprocess.Popen(
-            [pg._bin("psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(self.proxy.port),
-             "-U", user, "-d", db, "-c", sql],
-            env=pg._client_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        self.pg, self.src = pg, src
-        deadline = time.monotonic() + 10
-        while self.pid() is None:
-            assert time.monotonic() < deadline, "no session from %s" % src
-            time.sleep(0.05)
-
-    def pid(self):
-        """The backend of this session: the newest active one from its address."""
-        out = self.pg.psql("SELECT pid FROM pg_stat_activity WHERE client_addr = '%s' "
-                           "AND state = 'active' ORDER BY backend_start DESC" % self.src).split()
-        return int(out[0]) if out else None
-
-    def end(self):
-        """The client is gone and the server has noticed (it would when the
-        statement next writes to the socket): the backend ends."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE client_addr = '%s'" % self.src)
-        self.proxy.close()
-        deadline = time.monotonic() + 10
-        while self.pid() is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
+def arbiter(backend, sim, *extra, dsn=None):
+    return sim_arbiter([dsn or backend.dsn()], sim, *extra)
 
 
-def arbiter(pg, db, sim, *extra, dsn=None):
-    return sim_arbiter([dsn or pg.dsn(db)], sim, *extra)
-
-
-def hold(pg, db, sim, name, ip):
-    pg.create_lock_table(db)
+def hold(backend, sim, name, ip):
+    backend.create_lock_table()
     sim.create_pod(name, NS, containers=["app"], podIP=ip)
-    pg.lock(db, lockedby="%s:%s" % (NS, name))
+    backend.lock(lockedby="%s:%s" % (NS, name))
 
 
-def test_open_session_of_a_dead_holder_keeps_the_lock(pg, db, sim):
-    hold(pg, db, sim, "migrate-51", "127.0.0.51")
-    with arbiter(pg, db, sim) as a:
+def metrics(a):
+    port = a.wait_for("http listening")["port"]
+    with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port) as r:
+        return r.read().decode()
+
+
+def test_open_session_of_a_dead_holder_keeps_the_lock(backend, sim):
+    hold(backend, sim, "migrate-51", "127.0.0.51")
+    with arbiter(backend, sim) as a:
         a.wait_for("verdict", verdict="held")  # seen alive: its address is learned
-        s = Session(pg, db, "127.0.0.51", "SELECT pg_sleep(60)")
+        s = backend.session("127.0.0.51", 60)
         try:
             sim.delete_pod(NS, "migrate-51")
             rec = a.wait_for("verdict", reason="held_session_alive")
             assert "pid %d from 127.0.0.51" % s.pid() in rec["explanation"], rec
-            assert "pg_sleep" in rec["explanation"]
+            assert backend.sleep_fn in rec["explanation"], rec
             time.sleep(1)
-            assert locked(pg, db) and a.count("lock released") == 0
+            assert backend.locked() and a.count("lock released") == 0
         finally:
             s.end()
         assert a.wait_for("lock released", timeout=10)["rule"] == "O1_pod_deleted"
 
 
-def test_session_begun_after_the_death_belongs_to_the_new_owner(pg, db, sim):
+def test_idle_session_of_a_dead_holder_does_not_keep_the_lock(backend, sim):
+    """Between statements (PostgreSQL idle, MariaDB Sleep) a session whose
+    client is gone can commit nothing more: most often the connection pool
+    of another container of the pod, which a vanished node would leave open
+    until TCP keepalive. It does not keep the lock, and is not ended."""
+    hold(backend, sim, "migrate-58", "127.0.0.58")
+    with backend.allow_terminate(), arbiter(backend, sim, "--terminate-orphaned-sessions") as a:
+        a.wait_for("verdict", verdict="held")
+        s = backend.session("127.0.0.58", idle=True)
+        try:
+            time.sleep(1.5)  # begun well before the death
+            sim.delete_pod(NS, "migrate-58")
+            assert a.wait_for("lock released", timeout=10)["rule"] == "O1_pod_deleted"
+            assert a.count("verdict", reason="held_session_alive") == 0
+            assert a.count("holder session terminated") == 0
+            assert s.pid() is not None and s.proc.poll() is None
+        finally:
+            s.end()
+
+
+def test_session_begun_after_the_death_belongs_to_the_new_owner(backend, sim):
     """Address reuse: a session from the holder's old address that began after
     its death (plus skew) neither holds the lock nor gets terminated."""
-    hold(pg, db, sim, "migrate-52", "127.0.0.52")
-    with arbiter(pg, db, sim, "--terminate-orphaned-sessions") as a:
+    hold(backend, sim, "migrate-52", "127.0.0.52")
+    with backend.allow_terminate(), arbiter(backend, sim, "--terminate-orphaned-sessions") as a:
         a.wait_for("verdict", verdict="held")
-        old = Session(pg, db, "127.0.0.52", "SELECT pg_sleep(60)")
+        old = backend.session("127.0.0.52", 60)
         sim.delete_pod(NS, "migrate-52")
         a.wait_for("verdict", reason="held_session_alive")
         # Past the death plus --clock-skew, and a whole second more: the API
         # writes creation times in whole seconds.
         time.sleep(2.5)
         sim.create_pod("web-9", NS, containers=["app"], podIP="127.0.0.52")
-        new = Session(pg, db, "127.0.0.52", "SELECT pg_sleep(60)")
+        new = backend.session("127.0.0.52", 60)
         new_pid = new.pid()
         try:
             # The old session is ended (it began before the new owner existed).
-            a.wait_for("holder session terminated", timeout=10)
+            rec = a.wait_for("holder session terminated", timeout=10)
+            assert rec["pid"] != str(new_pid), rec
             assert a.wait_for("lock released", timeout=10)["rule"] == "O1_pod_deleted"
-            assert not locked(pg, db)
-            assert old.proc.wait(10) != 0  # psql saw its backend terminated
+            assert not backend.locked()
+            assert old.proc.wait(10) != 0  # the client saw its session terminated
             # The new owner's session is untouched.
-            out = pg.psql("SELECT count(*) FROM pg_stat_activity WHERE pid = %d" % new_pid)
-            assert out.strip() == "1"
+            assert new.alive(new_pid) and new.proc.poll() is None
             assert a.count("holder session terminated") == 1
         finally:
             old.end()
             new.end()
 
 
-def test_terminate_orphaned_sessions_ends_the_migration_then_releases(pg, db, sim):
-    hold(pg, db, sim, "migrate-53", "127.0.0.53")
-    with arbiter(pg, db, sim, "--terminate-orphaned-sessions") as a:
+def test_terminate_orphaned_sessions_ends_the_migration_then_releases(backend, sim):
+    hold(backend, sim, "migrate-53", "127.0.0.53")
+    with backend.allow_terminate(), arbiter(backend, sim, "--terminate-orphaned-sessions") as a:
         a.wait_for("verdict", verdict="held")
-        s = Session(pg, db, "127.0.0.53", "SELECT pg_sleep(60)")
+        s = backend.session("127.0.0.53", 60)
         try:
             pid = s.pid()
             time.sleep(1.5)  # the migration ran a while before its pod died
@@ -167,35 +119,59 @@ def test_terminate_orphaned_sessions_ends_the_migration_then_releases(pg, db, si
             rec = a.wait_for("holder session terminated", timeout=10)
             assert rec["pid"] == str(pid) and rec["client_addr"] == "127.0.0.53"
             assert a.wait_for("lock released", timeout=10)["rule"] == "O1_pod_deleted"
-            port = a.wait_for("http listening")["port"]
-            with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port) as r:
-                m = r.read().decode()
-            assert ('lock_arbiter_holder_sessions_terminated_total{database="127.0.0.1:%d/%s"} 1'
-                    % (pg.port, db)) in m
+            assert s.proc.wait(10) != 0
+            assert ('lock_arbiter_holder_sessions_terminated_total{database="%s"} 1'
+                    % backend.label) in metrics(a)
         finally:
             s.end()
 
 
-def test_without_the_option_sessions_are_never_terminated(pg, db, sim):
-    hold(pg, db, sim, "migrate-54", "127.0.0.54")
-    with arbiter(pg, db, sim) as a:
+def test_without_the_option_sessions_are_never_terminated(backend, sim):
+    hold(backend, sim, "migrate-54", "127.0.0.54")
+    with arbiter(backend, sim) as a:
         a.wait_for("verdict", verdict="held")
-        s = Session(pg, db, "127.0.0.54", "SELECT pg_sleep(60)")
+        s = backend.session("127.0.0.54", 60)
         try:
             sim.delete_pod(NS, "migrate-54")
             a.wait_for("verdict", reason="held_session_alive")
             time.sleep(1.5)
             assert s.proc.poll() is None and s.pid() is not None
-            assert a.count("holder session terminated") == 0 and locked(pg, db)
+            assert a.count("holder session terminated") == 0 and backend.locked()
         finally:
             s.end()
 
 
-def test_session_guard_off_releases_at_once(pg, db, sim):
-    hold(pg, db, sim, "migrate-55", "127.0.0.55")
-    with arbiter(pg, db, sim, "--session-guard", "off") as a:
+def test_terminating_without_the_right_keeps_the_lock(backend, sim):
+    """An account that sees every session but may not end another's (no
+    superuser or pg_signal_backend; no CONNECTION ADMIN or SUPER): the
+    termination is refused, the arbiter says so, and the session, still
+    open, keeps the lock until it ends."""
+    hold(backend, sim, "migrate-57", "127.0.0.57")
+    with arbiter(backend, sim, "--terminate-orphaned-sessions",
+                 dsn=backend.no_terminate_dsn()) as a:
         a.wait_for("verdict", verdict="held")
-        s = Session(pg, db, "127.0.0.55", "SELECT pg_sleep(60)")
+        s = backend.session("127.0.0.57", 60)
+        try:
+            pid = s.pid()
+            time.sleep(1.5)  # begun well before the death: one the arbiter would end
+            sim.delete_pod(NS, "migrate-57")
+            rec = a.wait_for("holder session not terminated", timeout=10)
+            assert rec["pid"] == str(pid), rec
+            a.wait_for("verdict", reason="held_session_alive")
+            time.sleep(1)
+            assert s.alive(pid) and s.proc.poll() is None
+            assert backend.locked() and a.count("lock released") == 0
+            assert a.count("holder session terminated") == 0
+        finally:
+            s.end()
+        assert a.wait_for("lock released", timeout=10)["rule"] == "O1_pod_deleted"
+
+
+def test_session_guard_off_releases_at_once(backend, sim):
+    hold(backend, sim, "migrate-55", "127.0.0.55")
+    with arbiter(backend, sim, "--session-guard", "off") as a:
+        a.wait_for("verdict", verdict="held")
+        s = backend.session("127.0.0.55", 60)
         try:
             sim.delete_pod(NS, "migrate-55")
             assert a.wait_for("lock released", timeout=10)["rule"] == "O1_pod_deleted"
@@ -203,39 +179,31 @@ def test_session_guard_off_releases_at_once(pg, db, sim):
             s.end()
 
 
-@pytest.fixture(scope="module")
-def plain_role(pg):
-    """A role that cannot see other roles' sessions (no pg_read_all_stats)."""
-    pg.psql("CREATE ROLE watcher LOGIN")
-    return "watcher"
-
-
 @pytest.mark.parametrize("mode", ["on", "require"])
-def test_blind_role_is_said_once_and_require_keeps_the_lock(pg, db, sim, plain_role, mode):
-    hold(pg, db, sim, "migrate-56", "127.0.0.56")
-    pg.psql("GRANT ALL ON ALL TABLES IN SCHEMA public TO watcher", dbname=db)
-    dsn = "postgresql://watcher@127.0.0.1:%d/%s" % (pg.port, db)
-    with arbiter(pg, db, sim, "--session-guard", mode, dsn=dsn) as a:
+def test_blind_role_is_said_once_and_require_keeps_the_lock(backend, sim, mode):
+    """A role that cannot see other roles' sessions: PostgreSQL without
+    pg_read_all_stats, MariaDB without PROCESS; the arbiter names the grant
+    its backend needs."""
+    hold(backend, sim, "migrate-56", "127.0.0.56")
+    blind = "session guard cannot see other roles' sessions: grant " + backend.session_grant
+    with arbiter(backend, sim, "--session-guard", mode, dsn=backend.blind_dsn()) as a:
         a.wait_for("verdict", verdict="held")
         sim.delete_pod(NS, "migrate-56")
-        a.wait_for("session guard cannot see other roles' sessions: grant pg_read_all_stats")
+        a.wait_for(blind)
         port = a.wait_for("http listening")["port"]
         if mode == "require":
             rec = a.wait_for("verdict", reason="held_session_unknown")
-            assert "pg_read_all_stats" in rec["explanation"]
+            assert backend.session_grant in rec["explanation"]
             time.sleep(1)
-            assert locked(pg, db)
+            assert backend.locked()
         else:
             assert a.wait_for("lock released", timeout=10)["rule"] == "O1_pod_deleted"
-        want = 'lock_arbiter_session_guard_blind{database="127.0.0.1:%d/%s"} 1' % (pg.port, db)
+        want = 'lock_arbiter_session_guard_blind{database="%s"} 1' % backend.label
         deadline = time.monotonic() + 5  # the status is published after each cycle
-        while True:
-            with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port) as r:
-                if want in r.read().decode():
-                    break
+        while want not in metrics(a):
             assert time.monotonic() < deadline, want
             time.sleep(0.1)
         with urllib.request.urlopen("http://127.0.0.1:%s/readyz" % port) as r:
-            assert "cannot see other roles' sessions" in r.read().decode()
-        assert a.count("session guard cannot see other roles' sessions: grant "
-                       "pg_read_all_stats") == 1
+            body = r.read().decode()
+        assert "cannot see other roles' sessions" in body and backend.session_grant in body
+        assert a.count(blind) == 1
