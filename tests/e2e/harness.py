@@ -21,6 +21,8 @@
   pods in (pg_hba: 10.244.0.0/16, trust).
 - E2E: one test's world: the database, the simulated API, pods, Liquibase runs,
   arbiters, timings (printed and written as JSON).
+- start_holder, kill_holder, kept_while, released, until, metrics: the steps of a scenario
+  (test_liquibase.py, test_liquibase_mariadb.py, scripts/demo.py), on any E2E.
 
 Traffic stays on this machine: the pods have no default route, only the bridge.
 """
@@ -548,6 +550,8 @@ LB_ACQUIRED = "Successfully acquired change log lock"
 LB_RELEASED = "Successfully released change log lock"
 LB_SLOW_STARTED = "Running Changeset: changelog.xml::1-slow::lock-arbiter-e2e"
 
+LONG = 45  # the slow changeset of a holder that is killed or outlives the observation (s)
+
 
 # -- one test's world -------------------------------------------------------------
 
@@ -704,3 +708,62 @@ class E2E:
         if self.net is not None:
             self.net.remove_pods()
         self.pods = {}
+
+
+# -- the steps of a scenario ------------------------------------------------------
+
+def until(t):
+    time.sleep(max(0.0, t - time.monotonic()))
+
+
+def start_holder(e2e, pod, a, sleep_seconds=LONG, java_opts=(), description=None, **run_kw):
+    """Starts Liquibase in `pod`, waits until it holds the lock, the arbiter has
+    seen it and the slow changeset runs. Returns (run, LOCKEDBY, first sight).
+    run_kw: more arguments of e2e.liquibase (a MariaDB changelog_dir)."""
+    run = e2e.liquibase(pod, sleep_seconds=sleep_seconds, java_opts=java_opts, name="holder",
+                        **run_kw)
+    lockedby = e2e.wait_locked(run)
+    e2e.learn(pod, lockedby, description)
+    seen = None
+    if a is not None:
+        a.wait_for("lock held", timeout=15, lockedby=lockedby)
+        seen = time.monotonic()
+    run.wait_log(LB_SLOW_STARTED, timeout=30)
+    return run, lockedby, seen
+
+
+def kill_holder(e2e, run, lockedby, sig=signal.SIGKILL):
+    """kill -9 (or another signal) of the whole Liquibase process (launcher and
+    JVM, as a container runtime kills a container); the lock stays behind."""
+    t_kill = run.kill(sig)
+    run.wait(10)
+    row = e2e.row()
+    assert row[0] is True and row[1] == lockedby, (
+        "Liquibase released its lock on %s?" % signal.Signals(sig).name, row, run.log_tail())
+    return t_kill
+
+
+def kept_while(e2e, running, lockedby, what):
+    """Waits while running() (the dead holder's statement runs on the server),
+    the lock held by lockedby all along; returns the time it stopped."""
+    while running():
+        assert e2e.row()[1] == lockedby, "released while %s" % what
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def released(a, lockedby, rule, start=0, timeout=20):
+    """Waits for the arbiter's release of lockedby by `rule`: (record, when)."""
+    rec = a.wait_for("lock released", timeout=timeout, start=start)
+    t = time.monotonic()
+    assert rec["rule"] == rule, rec
+    assert rec["lockedby"] == lockedby, rec
+    return rec, t
+
+
+def metrics(a):
+    """The arbiter's /metrics text."""
+    import urllib.request
+    port = a.wait_for("http listening")["port"]
+    with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=5) as r:
+        return r.read().decode()

@@ -37,46 +37,16 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (LB_ACQUIRED, LB_RELEASED, LB_SLOW_STARTED, LB_WAITING,  # noqa: E402
-                     NAMESPACE)
+from harness import (LB_ACQUIRED, LB_RELEASED, LB_WAITING, NAMESPACE,  # noqa: E402
+                     kept_while, kill_holder, released, start_holder, until)
 from pgserver import quote_literal  # noqa: E402
 
 HOLDER = "orders-7d9f8c6b5-x2x7q"
 WAITER = "orders-7d9f8c6b5-b8k2m"
-LONG = 45  # pg_sleep of a holder that is killed or outlives the observation (s)
 # pg_sleep of a holder killed a few seconds in whose backend the guard waits for:
 # it ends on its own when the statement is done and the server notices.
 GUARDED = 12
 AFTER_SEEN = 2.5  # a restart this long after the first sight is after grant_before + skew
-
-
-def until(t):
-    time.sleep(max(0.0, t - time.monotonic()))
-
-
-def start_holder(e2e, pod, a, sleep_seconds=LONG, java_opts=(), description=None):
-    """Starts Liquibase in `pod`, waits until it holds the lock, the arbiter has
-    seen it and the slow changeset runs. Returns (run, LOCKEDBY, first sight)."""
-    run = e2e.liquibase(pod, sleep_seconds=sleep_seconds, java_opts=java_opts, name="holder")
-    lockedby = e2e.wait_locked(run)
-    e2e.learn(pod, lockedby, description)
-    seen = None
-    if a is not None:
-        a.wait_for("lock held", timeout=15, lockedby=lockedby)
-        seen = time.monotonic()
-    run.wait_log(LB_SLOW_STARTED, timeout=30)
-    return run, lockedby, seen
-
-
-def kill_holder(e2e, run, lockedby, sig=signal.SIGKILL):
-    """kill -9 (or another signal) of the whole Liquibase process (launcher and
-    JVM, as a container runtime kills a container); the lock stays behind."""
-    t_kill = run.kill(sig)
-    run.wait(10)
-    row = e2e.row()
-    assert row[0] is True and row[1] == lockedby, (
-        "Liquibase released its lock on %s?" % signal.Signals(sig).name, row, run.log_tail())
-    return t_kill
 
 
 def sleeping_backends(e2e):
@@ -94,14 +64,6 @@ def end_dead_backends(e2e):
     e2e.pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND state = 'active'"
                 " AND query LIKE 'SELECT pg_sleep%'", e2e.db)
-
-
-def released(a, lockedby, rule, start=0, timeout=20):
-    rec = a.wait_for("lock released", timeout=timeout, start=start)
-    t = time.monotonic()
-    assert rec["rule"] == rule, rec
-    assert rec["lockedby"] == lockedby, rec
-    return rec, t
 
 
 def test_pod_sandbox_is_pod_like(e2e):
@@ -151,10 +113,8 @@ def test_a_killed_holder_container_restarted_waiter_completes(e2e):
         assert sleeping_backends(e2e) == 1
         rec = a.wait_for("verdict", reason="held_session_alive", start=mark, timeout=15)
         assert "from %s" % holder.ip in rec["explanation"] and "pg_sleep" in rec["explanation"]
-        while sleeping_backends(e2e) > 0:
-            assert e2e.row()[1] == lockedby, "released while the holder's backend ran"
-            time.sleep(0.1)
-        guarded_s = time.monotonic() - t_kill
+        guarded_s = kept_while(e2e, lambda: sleeping_backends(e2e) > 0, lockedby,
+                               "the holder's backend ran") - t_kill
     rec, t_release = released(a, lockedby, "O4_container_restarted", start=mark, timeout=30)
     t_acquired = w.wait_log(LB_ACQUIRED, timeout=30)
     assert w.wait_exit(60) == 0, w.log_tail()
