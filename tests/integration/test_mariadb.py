@@ -5,11 +5,15 @@ test_arbiter.py, test_watch.py, test_guard.py and test_check.py; here:
 
 - LOCKED as each type Liquibase has created it (BIT(1), TINYINT(1), TINYINT),
   read as held and released by the compare-and-set (DESIGN.md section 3);
+- discovery: databases (the URL's and --schema's) and tables that come and go;
 - LOCKEDBY compared as binary in the compare-and-set, under a collation
   that ignores case: a real race, not a constructed statement;
+- a row lock or a global read lock held elsewhere delays a release by the
+  arbiter's own second, not the server's timeouts;
 - the URL: a bad one is a configuration error (exit 2) that never shows
   the password, and the password shows nowhere else either;
-- leadership by GET_LOCK, whose names are server-wide;
+- leadership by GET_LOCK, whose names are server-wide: one leader per
+  database, also for a database given with --schema; a restart;
 - a MariaDB that hangs delays nothing else (test_frozen.py's assertions)."""
 import json
 import re
@@ -160,19 +164,31 @@ def test_lockedby_differing_only_in_case_is_not_released_before_it_is_read(maria
 
 # -- a row lock held elsewhere -------------------------------------------------------
 
-def test_a_row_lock_held_elsewhere_delays_the_release_by_a_second_at_most(maria, md, sim):
-    """A transaction left open on the lock row (a DBA's UPDATE, a SELECT ...
-    FOR UPDATE) blocks the compare-and-set. InnoDB waits 50 s by default;
-    the arbiter's session waits a second: the release fails (logged once),
-    and happens once the transaction ends."""
+BLOCKERS = {
+    # A transaction left open on the lock row (a DBA's UPDATE, a SELECT ...
+    # FOR UPDATE): InnoDB's row lock, innodb_lock_wait_timeout (50 s).
+    "row-lock": "BEGIN; SELECT ID FROM %s WHERE ID = 1 FOR UPDATE; %s; COMMIT",
+    # A backup's FLUSH TABLES WITH READ LOCK: every write waits for the
+    # global read lock, lock_wait_timeout (a year).
+    "global-read-lock": "FLUSH TABLES WITH READ LOCK; %.0s%s; UNLOCK TABLES",
+}
+
+
+@pytest.mark.parametrize("blocker", BLOCKERS)
+def test_a_lock_held_elsewhere_delays_the_release_by_a_second_at_most(maria, md, sim, blocker):
+    """Something else holds what the compare-and-set must wait for. The
+    server would let it wait far longer than the arbiter's own deadline;
+    the arbiter's session waits a second: the release fails (logged once)
+    and is tried again, on the same connection (its named lock, and so its
+    leadership, kept), and happens once the other session lets go."""
     md.create_lock_table()
     sim.create_pod("orders-66", NS, containers=["app"])
     md.lock(lockedby="%s:orders-66" % NS)
-    wait = "SELECT SLEEP(60) /* row lock */"
+    wait = "SELECT SLEEP(60) /* %s */" % blocker
     with arbiter(md, sim) as a:
         a.wait_for("verdict", verdict="held")
-        other = maria.client("BEGIN; SELECT ID FROM %s WHERE ID = 1 FOR UPDATE; %s; COMMIT"
-                             % (quote_ident(md.table), wait), dbname=md.name)
+        mark = a.mark()
+        other = maria.client(BLOCKERS[blocker] % (quote_ident(md.table), wait), dbname=md.name)
         try:
             deadline = time.monotonic() + 10
             while not maria.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = %s"
@@ -183,18 +199,21 @@ def test_a_row_lock_held_elsewhere_delays_the_release_by_a_second_at_most(maria,
                                   % quote_literal(wait)))
             t0 = time.monotonic()
             sim.delete_pod(NS, "orders-66")
-            rec = a.wait_for("release failed", timeout=10)
-            assert time.monotonic() - t0 < 3, rec
+            rec = a.wait_for("release failed", timeout=10, start=mark)
             assert "Lock wait timeout" in rec["error"], rec
+            assert time.monotonic() - t0 < 3, rec
             time.sleep(1.5)
             assert md.locked() and a.count("lock released") == 0
         finally:
             other.kill()
             other.wait()
-        maria.sql("KILL CONNECTION %d" % ident)  # its transaction is rolled back
+        maria.sql("KILL CONNECTION %d" % ident)  # its transaction or read lock ends
         assert a.wait_for("lock released", timeout=10)["rule"] == "O1_pod_deleted"
         assert not md.locked()
         assert a.count("release failed") == 1
+        after = a.records[mark:]
+        assert not [r for r in after if r.get("msg") in (
+            "leadership lost", "orphaned; another arbiter is the leader")], a.log_text()
 
 
 # -- the URL and its password --------------------------------------------------------
@@ -317,6 +336,36 @@ def test_two_arbiters_one_leader_and_the_other_takes_over(maria, md, sim):
             rec = b.wait_for("lock released", timeout=10, start=mark)
             assert rec["rule"] == "O1_pod_deleted"
             assert not md.locked()
+
+
+def test_one_leader_for_a_database_also_given_with_schema(maria, md, sim):
+    """On MySQL --schema names another database, which the arbiter acts in
+    too: an arbiter whose URL names A, with --schema B, and one whose URL
+    names B must not both lead B. Both watch B's holder; at its death
+    exactly one releases and the other reports that another arbiter leads
+    (not a lost compare-and-set: two actors on one database)."""
+    b_db = md.another("_s")
+    for d in (md, b_db):
+        d.create_lock_table()
+    sim.create_pod("orders-70", NS, containers=["app"])
+    b_db.lock(lockedby="%s:orders-70" % NS)
+    with arbiter(md, sim, "--schema", b_db.name, name="a") as a, \
+            arbiter(b_db, sim, name="b") as b:
+        for x in (a, b):
+            x.wait_for("verdict", verdict="held", schema=b_db.name)
+        assert sim.wait_watches(2, timeout=5)
+        sim.delete_pod(NS, "orders-70")
+        deadline = time.monotonic() + 10
+        while a.count("lock released") + b.count("lock released") == 0:
+            assert time.monotonic() < deadline, a.log_text() + "\n" + b.log_text()
+            time.sleep(0.1)
+        time.sleep(1)
+        winner, loser = (a, b) if a.count("lock released") else (b, a)
+        assert not b_db.locked()
+        assert loser.count("lock released") == 0
+        assert loser.count("release skipped: the lock moved on") == 0, (
+            "two arbiters acted on %s:\n%s" % (b_db.name, loser.log_text()))
+        assert loser.count("orphaned; another arbiter is the leader") >= 1, loser.log_text()
 
 
 def test_leader_election_none_takes_no_named_lock(maria, md, sim):
