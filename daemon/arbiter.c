@@ -267,9 +267,15 @@ static void check_zone(struct arbiter *a, struct arbiter_db *d)
 		return;
 	d->zone_checked = true;
 	d->zone_trusted = rc == 1;
+	/* MySQL knows named zones only once its zone tables are loaded. */
 	if (rc == 0)
 		log_error("unknown time zone: LOCKGRANTED will not be trusted", "database",
-		          d->label, "lockgranted_timezone", a->cfg->lockgranted_timezone, NULL);
+		          d->label, "lockgranted_timezone", a->cfg->lockgranted_timezone, "hint",
+		          strcmp(db_kind(d->db), "mysql") == 0
+		              ? "load the server's time zone tables (mariadb-tzinfo-to-sql or "
+		                "mysql_tzinfo_to_sql)"
+		              : "a name from pg_timezone_names",
+		          NULL);
 }
 
 static void log_episode(const char *msg, const struct arbiter_db *d, const struct episode_table *t,
@@ -296,6 +302,9 @@ static void follow(struct arbiter *a, struct arbiter_db *d, const struct db_poll
 		    .granted_zone_us = row->granted_zone_us,
 		};
 		struct episode *ended;
+
+		t->leader_known = row->leader_known;
+		t->leader = row->leader;
 		int change =
 		    episode_observe(t, &obs, p->now_us, mono, a->cfg->clock_skew_us, &ended);
 

@@ -80,6 +80,8 @@ struct episode_table {
 	char *table;
 	struct episode_releases releases;
 	bool polled;          /* a successful poll has read this table */
+	/* MySQL: the last poll said whether this arbiter acts for the table's database. */
+	bool leader_known, leader;
 	int64_t last_poll_us; /* database time of that poll */
 	struct episode *current; /* NULL while the lock is free */
 };

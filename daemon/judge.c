@@ -74,7 +74,9 @@ void judge_lock(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t taken
 		.own_container = c->container_name,
 	};
 	struct verdict_gate gate = {
-		.leader = d->leader,
+		/* One actor per database: on MySQL a --schema is a database of its own. */
+		.leader = t->leader_known && c->leader_election == CFG_LEADER_ADVISORY ? t->leader
+										   : d->leader,
 		.identity_ok = a->identity_ok,
 		.dry_run = c->dry_run,
 	};

@@ -81,6 +81,14 @@ struct db_lock_row {
 	char *lockgranted; /* "YYYY-MM-DD HH:MM:SS.ffffff" as stored, or NULL */
 	bool granted_zone_valid; /* granted_zone_us is set */
 	int64_t granted_zone_us; /* LOCKGRANTED read in the poll's time zone */
+	/*
+	 * MySQL/MariaDB, where a --schema is another database: whether this
+	 * connection is the actor for this table's database (leader), as
+	 * asked for it with try_leader. Not known (PostgreSQL: the database
+	 * is the connection's): db_poll.leader and db_is_leader decide.
+	 */
+	bool leader_known;
+	bool leader;
 };
 
 struct db_poll {

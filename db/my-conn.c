@@ -175,7 +175,6 @@ static void my_free_fields(struct db_my *my)
 	free(my->ssl_ca);
 	free(my->ssl_cert);
 	free(my->ssl_key);
-	free(my->lock_name);
 	db_set_free(my->set, my->n_set);
 	free(my->sig_sql);
 }
@@ -194,12 +193,9 @@ static int my_init(struct db *db, char *err, size_t cap)
 		return rc;
 	n = strlen(my->host) + strlen(my->database) + 16;
 	db->label = malloc(n);
-	/* GET_LOCK names are server-wide: the database's name is in it (my-poll.c shortens it). */
-	my->lock_name = malloc(strlen(my->database) + 16);
-	if (db->label == NULL || my->lock_name == NULL)
+	if (db->label == NULL)
 		return bad(err, cap, "out of memory");
 	snprintf(db->label, n, "%s:%u/%s", my->host, my->port, my->database);
-	snprintf(my->lock_name, strlen(my->database) + 16, "lock-arbiter/%s", my->database);
 	return 0;
 }
 
@@ -372,8 +368,14 @@ static int my_connect(struct db *db, char *err, size_t cap)
 		my_bool no = 0;
 		mysql_options(my->m, MYSQL_OPT_SSL_ENFORCE, &no);
 	}
-	status = mysql_real_connect_start(&ret, my->m, my->host, my->user, my->password,
-					  my->database, my->port, NULL, 0);
+	/*
+	 * No default database: every statement names its tables, and the
+	 * first migration's table cannot be granted before it exists (a
+	 * table-level grant needs the table), so connecting must not need a
+	 * privilege on the database.
+	 */
+	status = mysql_real_connect_start(&ret, my->m, my->host, my->user, my->password, NULL,
+					  my->port, NULL, 0);
 	while (status != 0) {
 		int ready = my_wait(db, status, deadline);
 		if (ready < 0)
@@ -390,12 +392,15 @@ static int my_connect(struct db *db, char *err, size_t cap)
 	 * poll ever ran inside a transaction (REPEATABLE READ would show the
 	 * snapshot). UTC for UNIX_TIMESTAMP and NOW; the signature's
 	 * GROUP_CONCAT must not be cut at its default 1024 bytes; an UPDATE
-	 * waits at most a second for the row's lock.
+	 * waits at most a second for the row's lock, and for a table's
+	 * metadata lock (a backup's FLUSH TABLES WITH READ LOCK): longer, and
+	 * the query's deadline would drop the connection while the server
+	 * still runs the UPDATE and keeps this session's GET_LOCK.
 	 */
 	static const char *const settings[] = {
 	    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
 	    "SET SESSION autocommit = 1, time_zone = '+00:00', group_concat_max_len = 16777216,"
-	    " innodb_lock_wait_timeout = 1",
+	    " innodb_lock_wait_timeout = 1, lock_wait_timeout = 1",
 	};
 	rc = 0;
 	for (size_t i = 0; rc == 0 && i < sizeof(settings) / sizeof(settings[0]); i++) {

@@ -36,7 +36,6 @@ struct db_my {
 	unsigned port;
 	int ssl_mode; /* MY_SSL_* */
 	char *ssl_ca, *ssl_cert, *ssl_key;
-	char *lock_name; /* GET_LOCK's name: server-wide, so it names the database */
 
 	/* The discovered set (db_entry: real column names) and its signature. */
 	struct db_entry *set;

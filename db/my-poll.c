@@ -197,30 +197,60 @@ static char *col(const struct db_entry *e, int c)
 }
 
 /*
+ * The GET_LOCK name of a database as SQL: 'lock-arbiter/DB', hashed when
+ * past GET_LOCK's 64 characters. GET_LOCK names are server-wide, so the
+ * database names it. NULL on no memory.
+ */
+static char *lock_name_sql(struct db *db, const char *database)
+{
+	size_t n = strlen(database) + 16;
+	char *raw = malloc(n), *lit, *out = NULL;
+
+	if (raw == NULL)
+		return NULL;
+	snprintf(raw, n, "lock-arbiter/%s", database);
+	lit = my_literal(db, raw);
+	free(raw);
+	if (lit == NULL)
+		return NULL;
+	struct db_buf b = {0};
+	db_buf_add(&b, "IF(CHAR_LENGTH(");
+	db_buf_add(&b, lit);
+	db_buf_add(&b, ") <= 64, ");
+	db_buf_add(&b, lit);
+	db_buf_add(&b, ", CONCAT('lock-arbiter/', SHA1(");
+	db_buf_add(&b, lit);
+	db_buf_add(&b, ")))");
+	free(lit);
+	if (!b.failed)
+		out = b.s;
+	else
+		free(b.s);
+	return out;
+}
+
+/*
  * One statement: a header row (k -1: now, the catalogue's signature, the
  * leadership attempt, the highest connection id), then for table i a row
  * k i when its row id 1 exists. Every value is cast to text, so the UNION
  * has one type per column.
  */
 static char *poll_sql(struct db *db, const struct db_table *tables, size_t n, const char *tz,
-		      bool ask_leader)
+		      bool ask_leader, bool ask_table)
 {
 	struct db_my *my = db->my;
 	struct db_buf b = {0};
-	char *zone = tz != NULL ? my_literal(db, tz) : NULL, *name = my_literal(db, my->lock_name);
+	char *zone = tz != NULL ? my_literal(db, tz) : NULL;
+	char *name = lock_name_sql(db, my->database);
 	char k[32];
 
-	/* GET_LOCK names stop at 64 characters: a longer one is hashed. */
 	db_buf_add(&b, "SELECT -1, CAST(UNIX_TIMESTAMP(NOW(6)) AS CHAR), ");
 	db_buf_add(&b, my->sig_sql != NULL ? my->sig_sql : "''");
+	b.failed |= name == NULL;
 	if (ask_leader) {
-		db_buf_add(&b, ", CAST(GET_LOCK(IF(CHAR_LENGTH(");
+		db_buf_add(&b, ", CAST(GET_LOCK(");
 		db_buf_add(&b, name != NULL ? name : "''");
-		db_buf_add(&b, ") <= 64, ");
-		db_buf_add(&b, name != NULL ? name : "''");
-		db_buf_add(&b, ", CONCAT('lock-arbiter/', SHA1(");
-		db_buf_add(&b, name != NULL ? name : "''");
-		db_buf_add(&b, "))), 0) AS CHAR)");
+		db_buf_add(&b, ", 0) AS CHAR)");
 	} else {
 		db_buf_add(&b, ", NULL");
 	}
@@ -258,7 +288,23 @@ static char *poll_sql(struct db *db, const struct db_table *tables, size_t n, co
 		} else {
 			db_buf_add(&b, "NULL");
 		}
-		db_buf_add(&b, ", NULL FROM ");
+		/*
+		 * One actor per database (DESIGN.md section 6): another arbiter
+		 * may have this table's database as its URL's, or as a --schema.
+		 */
+		if (ask_table) {
+			char *ln = lock_name_sql(db, e != NULL ? e->schema : "");
+			db_buf_add(&b, ", CAST(IF(IS_USED_LOCK(");
+			db_buf_add(&b, ln != NULL ? ln : "");
+			db_buf_add(&b, ") = CONNECTION_ID(), 1, GET_LOCK(");
+			db_buf_add(&b, ln != NULL ? ln : "");
+			db_buf_add(&b, ", 0)) AS CHAR)");
+			b.failed |= ln == NULL;
+			free(ln);
+		} else {
+			db_buf_add(&b, ", NULL");
+		}
+		db_buf_add(&b, " FROM ");
 		db_buf_add(&b, q ? q : "");
 		db_buf_add(&b, " WHERE ");
 		db_buf_add(&b, id ? id : "");
@@ -284,7 +330,7 @@ int my_poll(struct db *db, const struct db_table *tables, size_t n, const char *
 	struct db_my *my = db->my;
 	int64_t deadline = db_mono_us() + db->opts.query_timeout_us;
 	bool ask = try_leader && !db->leader;
-	char *sql = poll_sql(db, tables, n, tz, ask);
+	char *sql = poll_sql(db, tables, n, tz, ask, try_leader);
 	struct db_poll p = {.leader = -1};
 	MYSQL_RES *r = NULL;
 	MYSQL_ROW row;
@@ -348,6 +394,8 @@ int my_poll(struct db *db, const struct db_table *tables, size_t n, const char *
 			break;
 		}
 		lr->granted_zone_valid = row[4] != NULL && my_parse_epoch(row[4], &lr->granted_zone_us) == 0;
+		lr->leader_known = row[5] != NULL;
+		lr->leader = row[5] != NULL && strcmp(row[5], "1") == 0;
 	}
 	mysql_free_result(r);
 	if (rc == 0 && !header)

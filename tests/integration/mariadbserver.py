@@ -149,10 +149,17 @@ class MariaDBServer(ThrowawayServer):
         self.socket = os.path.join(self.topdir, "mariadb.sock")
         self.pidfile = os.path.join(self.topdir, "mariadb.pid")
         self.logfile = os.path.join(self.topdir, "mariadb.log")
+        # A temporary directory of its own: servers started at once (meson
+        # runs tests in parallel) otherwise share /tmp's #sql-temptable files.
+        self.tmpdir = os.path.join(self.topdir, "tmp")
+        os.mkdir(self.tmpdir)
+        if self._as_root:
+            shutil.chown(self.tmpdir, "mysql", "mysql")
         os.chmod(self.topdir, 0o755)
         self._start_watchdog()
         out = subprocess.run(
             [self.bins["mariadb-install-db"], "--no-defaults", "--datadir=" + self.datadir,
+             "--tmpdir=" + self.tmpdir,
              "--auth-root-authentication-method=normal", "--skip-test-db",
              "--skip-name-resolve", "--innodb-log-file-size=16M",
              "--innodb-buffer-pool-size=32M"] + self._user_args(),
@@ -175,7 +182,7 @@ class MariaDBServer(ThrowawayServer):
 
     def _launch(self, timeout):
         argv = [self.bins["mariadbd"], "--no-defaults", "--datadir=" + self.datadir,
-                "--socket=" + self.socket, "--port=%d" % self.port,
+                "--socket=" + self.socket, "--port=%d" % self.port, "--tmpdir=" + self.tmpdir,
                 "--bind-address=" + ",".join(self.listen), "--skip-name-resolve",
                 "--pid-file=" + self.pidfile, "--log-error=" + self.logfile,
                 "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
