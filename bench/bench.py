@@ -7,16 +7,19 @@ Normally started by bench/run.sh, which builds the release binary in
 build-bench/ and the LD_PRELOAD cycle probe (bench/cycle_probe.c) first.
 What each figure means and how it is measured: bench/README.md.
 
-Sections (in this order): idle, scale, release, watch, frozen, e2e. Everything runs against
-the real binary, a real PostgreSQL 15 (tests/integration/pgserver.py) and the
-simulated Kubernetes API (tests/k8s_sim), over TLS with a bearer token as in a
-cluster. The end-to-end rows reuse tests/e2e/harness.py (real Liquibase).
+Sections (in this order): idle, scale, scale-mariadb, release, watch, frozen, e2e.
+Everything runs against the real binary, a real PostgreSQL 15
+(tests/integration/pgserver.py; scale-mariadb: a real MariaDB 10.11,
+tests/integration/mariadbserver.py) and the simulated Kubernetes API
+(tests/k8s_sim), over TLS with a bearer token as in a cluster. The end-to-end
+rows reuse tests/e2e/harness.py (real Liquibase).
 
 Nothing here asserts: a missed target is printed as MISS, and a figure that
 could not be measured says "not measured: <reason>".
 """
 import argparse
 import bisect
+import collections
 import datetime
 import hashlib
 import json
@@ -59,7 +62,7 @@ NS = "shop"  # the namespace of every simulated holder pod
 T0 = time.monotonic()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SLICE_NS = 200_000_000  # daemon/arbiter.c sleep_until: sleeps in slices of at most 200 ms
-ALL_SECTIONS = "idle,scale,release,watch,frozen,e2e"  # the default of --only, in run order
+ALL_SECTIONS = "idle,scale,scale-mariadb,release,watch,frozen,e2e"  # --only's default, in order
 
 
 # -- output ----------------------------------------------------------------------
@@ -229,6 +232,14 @@ def bucket_delta(b1, b0):
     return [(le, c - d0.get(le, 0.0)) for le, c in b1]
 
 
+def poll_histogram(m0, m1):
+    """poll_duration_seconds between two scrapes: (count, sum, buckets)."""
+    name = "lock_arbiter_poll_duration_seconds"
+    return (msum(m1, name + "_count") - msum(m0, name + "_count"),
+            msum(m1, name + "_sum") - msum(m0, name + "_sum"),
+            bucket_delta(mbuckets(m1, name), mbuckets(m0, name)))
+
+
 # -- the world: PostgreSQL, the simulated API, the daemon ----------------------------
 
 LOCK_TABLE_SQL = (
@@ -270,11 +281,14 @@ class World:
                 cur.execute('ALTER DATABASE "%s" SET %s = %s' % (name, k, v))
         return name
 
-    def arbiter(self, db, interval, extra=(), probe=None, name="arbiter"):
-        args = ["run", "--database", self.pg.dsn(db), "--poll-interval", interval,
-                "--kube-api", self.sim.url, "--kube-token-file", self.sim.token_file,
-                "--kube-ca-file", self.sim.ca, "--holder-namespace", NS,
-                "--listen", "127.0.0.1:0"] + list(extra)
+    def arbiter(self, db, interval, extra=(), probe=None, name="arbiter", dbargs=None):
+        """The daemon on PostgreSQL database db, or on dbargs (--database and
+        --schema arguments, another server's)."""
+        args = (["run"] + (dbargs or ["--database", self.pg.dsn(db)])
+                + ["--poll-interval", interval,
+                   "--kube-api", self.sim.url, "--kube-token-file", self.sim.token_file,
+                   "--kube-ca-file", self.sim.ca, "--holder-namespace", NS,
+                   "--listen", "127.0.0.1:0"] + list(extra))
         env = {}
         if probe:
             env = {"LD_PRELOAD": PROBE_SO, "BENCH_CYCLE_PROBE": probe}
@@ -464,16 +478,31 @@ def section_idle(w, cycles):
 
 # -- section: scale --------------------------------------------------------------------
 
-def probe_records(path):
+def _probe_file(path):
+    """Every record of a cycle probe file: [(enter, exit, requested, kind)]
+    (cycle_probe.c; files of format 0 hold nanosleep records only, kind 0)."""
     try:
         with open(path, "rb") as f:
-            n = struct.unpack("<Q", f.read(8))[0]
-            f.read(8)
-            data = f.read(24 * n)
-    except OSError:
+            n, fmt = struct.unpack("<QQ", f.read(16))
+            size = 32 if fmt == 2 else 24
+            data = f.read(size * n)
+    except (OSError, struct.error):
         return []
-    n = len(data) // 24
-    return [struct.unpack_from("<qqq", data, 24 * i) for i in range(n)]
+    n = len(data) // size
+    if size == 24:
+        return [struct.unpack_from("<qqq", data, 24 * i) + (0,) for i in range(n)]
+    return [struct.unpack_from("<qqqq", data, 32 * i) for i in range(n)]
+
+
+def probe_records(path):
+    """The nanosleep records: [(enter_ns, exit_ns, requested_ns)]."""
+    return [r[:3] for r in _probe_file(path) if r[3] == 0]
+
+
+def probe_polls(path):
+    """The main thread's poll() records: [(enter_ns, exit_ns, timeout_ns or -1,
+    how, descriptors)], how 1 timed out, 2 descriptors ready, 3 an error."""
+    return [r[:3] + (r[3] & 0xff, r[3] >> 8) for r in _probe_file(path) if r[3] != 0]
 
 
 def cycle_wakes(recs):
@@ -483,7 +512,8 @@ def cycle_wakes(recs):
 
 def probe_cycles(recs, t0_ns, t1_ns):
     """Busy periods of the main loop inside [t0, t1]: from the wake-up of the
-    last sleep slice (requested < 200 ms) to the next nanosleep."""
+    last sleep slice (requested < 200 ms) to the next nanosleep. The daemon
+    before the event loop (d2ebfb0) slept so; see probe_poll_cycles since."""
     out = []
     for k in range(len(recs) - 1):
         enter, exit_, req = recs[k]
@@ -493,6 +523,42 @@ def probe_cycles(recs, t0_ns, t1_ns):
         if exit_ >= t0_ns and nxt <= t1_ns:
             out.append((nxt - exit_) / 1e9)
     return out
+
+
+def probe_poll_cycles(polls, t0_ns, t1_ns):
+    """Cycles of the event loop inside [t0, t1], for a daemon with one
+    database. The loop waits in poll() slices of at most 100 ms; a task that
+    sleeps until its next poll adds no descriptor, one that waits for the
+    server adds its socket. A sleeping poll() is one that timed out after a
+    timeout > 0 with the number of descriptors most such polls of the window
+    had (the sources' own: none, or the open watches); a cycle runs from the
+    exit of one to the entry of the next, when at least one wait for the
+    server (more descriptors) lies between them: the round trips are in it."""
+    sleeping = collections.Counter(n for enter, _, timeout, how, n in polls
+                                   if how == 1 and timeout > 0 and t0_ns <= enter <= t1_ns)
+    if not sleeping:
+        return []
+    idle = sleeping.most_common(1)[0][0]
+    out, start, waited = [], None, False
+    for enter, exit_, timeout, how, n in polls:
+        if how == 1 and timeout > 0 and n == idle:
+            if start is not None and waited and start >= t0_ns and enter <= t1_ns:
+                out.append((enter - start) / 1e9)
+            start, waited = exit_, False
+        elif n > idle:
+            waited = True
+    return out
+
+
+def cycles_from_probe(path, t0_ns, t1_ns):
+    """(cycle times in s, how they were found) from a probe file of either daemon."""
+    c = probe_cycles(probe_records(path), t0_ns, t1_ns)
+    if c:
+        return c, "cycle_probe: main-thread busy time between nanosleeps"
+    c = probe_poll_cycles(probe_polls(path), t0_ns, t1_ns)
+    if c:
+        return c, "cycle_probe: from a poll() that timed out to the next one (event loop)"
+    return [], "not measured: the cycle probe saw no cycle"
 
 
 def poll_plan(w, db):
@@ -552,15 +618,11 @@ def measure_scale(w, name, db, interval, window_s, expected_requests=None,
     t1 = time.monotonic()
     sim_reqs = w.sim.requests()
     mem = proc_mem(a.proc.pid)
-    recs = probe_records(probe) if use_probe else []
+    cycles, cycles_how = (cycles_from_probe(probe, t0_ns, t1_ns) if use_probe else
+                          ([], "not measured: cycle probe unavailable"))
     w.stop_arbiter(a)
     plan = poll_plan(w, db) if measure_plan else None
-    cnt = "lock_arbiter_poll_duration_seconds_count"
-    dc = msum(m1, cnt) - msum(m0, cnt)
-    dsum = msum(m1, "lock_arbiter_poll_duration_seconds_sum") - msum(
-        m0, "lock_arbiter_poll_duration_seconds_sum")
-    db_ = bucket_delta(mbuckets(m1, "lock_arbiter_poll_duration_seconds"),
-                       mbuckets(m0, "lock_arbiter_poll_duration_seconds"))
+    dc, dsum, db_ = poll_histogram(m0, m1)
     p50, f50 = bucket_quantile(db_, 0.5)
     p99, f99 = bucket_quantile(db_, 0.99)
     k8s = msum(m1, "lock_arbiter_kubernetes_requests_total") - msum(
@@ -569,12 +631,10 @@ def measure_scale(w, name, db, interval, window_s, expected_requests=None,
         m0, "lock_arbiter_kubernetes_request_duration_seconds_sum")
     k8s_cnt = msum(m1, "lock_arbiter_kubernetes_request_duration_seconds_count") - msum(
         m0, "lock_arbiter_kubernetes_request_duration_seconds_count")
-    cycles = probe_cycles(recs, t0_ns, t1_ns)
     res = {
         "poll_interval": interval, "window_s": t1 - t0, "polls": int(dc),
         "cycle_time": summary_ms(cycles) if cycles else None,
-        "cycle_time_source": "cycle_probe (main-thread busy time between sleeps)"
-        if cycles else "not measured: cycle probe unavailable",
+        "cycle_time_source": cycles_how,
         "cycles_seen_by_probe": len(cycles),
         "poll_duration_mean_ms": ms(dsum / dc, 3) if dc else None,
         "poll_duration_p50_ms_buckets": ms(p50, 3), "poll_duration_p50_flag": f50,
@@ -638,6 +698,420 @@ def section_scale(w, quick):
     out[name]["held_locks"] = n
     for i in range(n):
         w.sim.delete_pod(NS, "alive-%03d" % i)
+    return out
+
+
+# -- section: scale on MariaDB ---------------------------------------------------------
+
+# DATABASECHANGELOG as Liquibase 4.x creates it on MariaDB (every migrated
+# database has it beside the lock table; the poll's catalogue scan skips it).
+MARIADB_CHANGELOG_SQL = (
+    "CREATE TABLE `{d}`.DATABASECHANGELOG (ID VARCHAR(255) NOT NULL, AUTHOR VARCHAR(255)"
+    " NOT NULL, FILENAME VARCHAR(255) NOT NULL, DATEEXECUTED datetime NOT NULL,"
+    " ORDEREXECUTED INT NOT NULL, EXECTYPE VARCHAR(10) NOT NULL, MD5SUM VARCHAR(35) NULL,"
+    " `DESCRIPTION` VARCHAR(255) NULL, COMMENTS VARCHAR(255) NULL, TAG VARCHAR(255) NULL,"
+    " LIQUIBASE VARCHAR(20) NULL, CONTEXTS VARCHAR(255) NULL, LABELS VARCHAR(255) NULL,"
+    " DEPLOYMENT_ID VARCHAR(10) NULL)")
+# Server counters read around each window, per poll (the daemon is the only client).
+MARIADB_STATUS = ("Created_tmp_disk_tables", "Created_tmp_tables", "Created_tmp_files",
+                  "Opened_files", "Opened_table_definitions", "Opened_tables",
+                  "Table_open_cache_misses", "Questions")
+MARIADB_POLL_PREFIX = "SELECT -1, CAST(UNIX_TIMESTAMP(NOW(6))"  # db/my-poll.c poll_sql
+SLOW_LOG_POLLS = 30  # the polls of the slow-log daemon read, after its first 10
+# What-ifs on the signature subquery of the captured poll statement, for the
+# report: (key, what it changes, old text, new text). The old text must be
+# found in the statement, or the what-if says it was not measured.
+MARIADB_SIGNATURE_WHATIFS = (
+    # The table name in the two cases Liquibase creates it in, before the
+    # case-blind test: the server need not list every database's tables.
+    ("table_name_in", "TABLE_NAME IN (upper, lower) too"),
+    # The tables' names only (no columns): no table definition is opened.
+    ("tables_not_columns", "information_schema.TABLES, names only"),
+    ("tables_and_name_in", "TABLES, names only, TABLE_NAME IN too"),
+)
+
+
+def bench_mariadb():
+    """A MariaDB server of its own (tests/integration/mariadbserver.py) with
+    its temporary files in its own directory: the poll's catalogue queries
+    write on-disk temporary tables, and the shared machine's /tmp is not
+    only ours. The slow log is configured (not on): long_query_time 0 is a
+    session value a connection takes when it opens, so it is set first."""
+    from mariadbserver import MariaDBServer
+
+    class Server(MariaDBServer):
+        def _launch(self, timeout):
+            tmp = os.path.join(self.topdir, "tmp")
+            os.makedirs(tmp, exist_ok=True)
+            if os.geteuid() == 0:
+                import pwd
+                pw = pwd.getpwnam("mysql")
+                os.chown(tmp, pw.pw_uid, pw.pw_gid)
+            self.settings.update({"tmpdir": tmp, "long_query_time": 0,
+                                  "log_slow_verbosity": "query_plan"})
+            return super()._launch(timeout)
+
+    return Server()
+
+
+def maria_connect(m, user="root", db=None):
+    import pymysql
+    from mariadbserver import ARBITER_PASSWORD
+    if user == "root":
+        return pymysql.connect(unix_socket=m.socket, user="root", database=db, autocommit=True)
+    return pymysql.connect(host=m.host, port=m.port, user=user, password=ARBITER_PASSWORD,
+                           database=db, autocommit=True)
+
+
+def maria_status(cur):
+    cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN (%s)"
+                % ", ".join("'%s'" % v for v in MARIADB_STATUS))
+    return {k: int(v) for k, v in cur.fetchall()}
+
+
+def maria_slow_log(cur, path, on):
+    """The slow log on (into path) or off. MariaDB 10.11 logs the sessions
+    that connect while it is on (slow_query_log is also a session value, as
+    is long_query_time, 0 from the server's start): every statement of those."""
+    if on:
+        cur.execute("SET GLOBAL slow_query_log_file = %s", (path,))
+        cur.execute("SET GLOBAL slow_query_log = 1")
+    else:
+        cur.execute("SET GLOBAL slow_query_log = 0")
+
+
+def parse_slow_log(path, start=0):
+    """[(fields, statement)] of a MariaDB slow log from byte `start`: fields
+    are the `# Key: value` pairs (Query_time, Rows_examined, Tmp_tables ...)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            f.seek(start)
+            text = f.read()
+    except OSError:
+        return []
+    out, fields, sql = [], {}, []
+    for line in text.splitlines():
+        if line.startswith("# Time:") or line.startswith("# User@Host:"):
+            if sql:
+                out.append((fields, " ".join(sql)))
+            if line.startswith("# User@Host:"):
+                fields = {"User@Host": line.split(":", 1)[1].strip()}
+            else:
+                fields = {}
+            sql = []
+        elif line.startswith("# "):
+            for k, v in re.findall(r"(\w+): (\S+)", line):
+                fields[k] = v
+        elif line.startswith("SET timestamp=") or line.startswith("use "):
+            continue
+        elif line.strip():
+            sql.append(line)
+    if sql:
+        out.append((fields, " ".join(sql)))
+    return [(f, q[:-1] if q.endswith(";") else q) for f, q in out]
+
+
+def _subquery(sql, start):
+    """The parenthesised expression that opens at sql[start] ('(')."""
+    depth = 0
+    quote = None
+    for i in range(start, len(sql)):
+        c = sql[i]
+        if quote:
+            if c == quote:
+                quote = None
+            continue
+        if c in "'`":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return sql[start:i + 1]
+    return None
+
+
+def poll_parts(stmt):
+    """The daemon's poll statement split into what it is made of, as
+    statements of their own: {part: sql}. The header row (the database's now,
+    the catalogue signature, the leadership attempt, the highest connection
+    id) ends where the first table's row begins; each subquery of the header
+    is a part, named by the information_schema table it reads."""
+    cut = stmt.find(" UNION ALL SELECT 0, ")
+    parts = {"whole poll statement": stmt}
+    if cut < 0:
+        return parts
+    head = stmt[:cut]
+    parts["header row alone"] = head
+    parts["the lock tables' rows alone"] = stmt[cut + len(" UNION ALL "):]
+    taken = []
+    for mt in re.finditer(r"\(SELECT ", head):
+        i = mt.start()
+        if any(a <= i < b for a, b in taken):
+            continue
+        sub = _subquery(head, i)
+        if sub is None:
+            continue
+        taken.append((i, i + len(sub)))
+        src = re.search(r"FROM (information_schema\.\w+)", sub)
+        src = src.group(1) if src else "?"
+        if "MD5(GROUP_CONCAT(" in sub:
+            parts["catalogue signature alone (%s)" % src] = "SELECT " + sub
+            m = re.search(r"TABLE_SCHEMA IN (\([^)]*\))", sub)
+            t = re.search(r"AND LOWER\(TABLE_NAME\) = LOWER\('([^']*)'\)", sub)
+            parts["what-if: the poll without the signature"] = stmt.replace(sub, "''")
+            for key, what in MARIADB_SIGNATURE_WHATIFS:
+                label = "what-if: signature with %s" % what
+                if not (m and t):
+                    parts[label] = None
+                    continue
+                name_in = "AND TABLE_NAME IN ('%s', '%s') " % (t.group(1).upper(),
+                                                               t.group(1).lower())
+                if key == "table_name_in":
+                    parts[label] = "SELECT " + sub.replace(t.group(0), name_in + t.group(0))
+                    continue
+                parts[label] = (
+                    "SELECT (SELECT COALESCE(MD5(GROUP_CONCAT(CONCAT_WS(0x1f, TABLE_SCHEMA,"
+                    " TABLE_NAME) ORDER BY TABLE_SCHEMA, TABLE_NAME SEPARATOR 0x1e)), '')"
+                    " FROM information_schema.TABLES WHERE TABLE_SCHEMA IN %s AND BINARY"
+                    " TABLE_SCHEMA IN %s %sAND LOWER(TABLE_NAME) = LOWER('%s'))"
+                    % (m.group(1), m.group(1), name_in if key == "tables_and_name_in" else "",
+                       t.group(1)))
+        elif head[max(0, i - 6):i] == "EXISTS":
+            parts["header subquery alone: EXISTS over %s" % src] = "SELECT EXISTS" + sub
+        else:
+            parts["header subquery alone: %s" % src] = "SELECT " + sub
+    return parts
+
+
+def poll_breakdown(m, root, slow, stmt, reps):
+    """Server time (the slow log's Query_time) of the poll statement and of
+    each of its parts, each run `reps` times over one connection of the
+    arbiter's account with the daemon's session settings; and the server's
+    temporary tables and files per execution."""
+    from mariadbserver import ARBITER_USER
+    maria_slow_log(root, slow, True)
+    conn = maria_connect(m, ARBITER_USER, "db0000")
+    out = {}
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        cur.execute("SET SESSION autocommit = 1, time_zone = '+00:00',"
+                    " group_concat_max_len = 16777216, innodb_lock_wait_timeout = 1")
+        for label, sql in poll_parts(stmt).items():
+            if sql is None:
+                out[label] = {"measured": False,
+                              "reason": "the statement no longer has the text it replaces"}
+                continue
+            tag = "/* bench part %d */ " % len(out)
+            try:
+                cur.execute(sql)  # warm
+                cur.fetchall()
+                s0 = maria_status(root)
+                start = os.path.getsize(slow) if os.path.exists(slow) else 0
+                for _ in range(reps):
+                    cur.execute(tag + sql)
+                    rows = cur.fetchall()
+                s1 = maria_status(root)
+            except Exception as e:  # noqa: BLE001
+                out[label] = {"measured": False, "reason": str(e)[:200]}
+                continue
+            times = [float(f["Query_time"]) for f, q in parse_slow_log(slow, start)
+                     if q.startswith(tag.strip()) or tag.strip() in q]
+            out[label] = {"measured": True, "rows": len(rows), "reps": reps,
+                          "server_ms": summary_ms(times),
+                          "per_execution": {k: round((s1[k] - s0[k]) / reps, 2)
+                                            for k in s0 if k != "Questions"}}
+    conn.close()
+    maria_slow_log(root, slow, False)
+    return out
+
+
+def maria_databases(cur, start, stop):
+    """Databases db{start}..db{stop-1}: each with the lock table as Liquibase
+    4.28 creates it (tests/fixtures/mariadb, TINYINT(1), its row 1 free),
+    DATABASECHANGELOG, and SELECT, UPDATE on the lock table for the arbiter."""
+    from mariadbserver import ARBITER_USER, CAPTURE_DB, lock_table_fixture
+    stmts = lock_table_fixture()["tinyint1"]["statements"]
+    for i in range(start, stop):
+        d = "db%04d" % i
+        cur.execute("CREATE DATABASE `%s`" % d)
+        for s in stmts:
+            cur.execute(s.replace(CAPTURE_DB + ".", "`%s`." % d).rstrip().rstrip(";"))
+        cur.execute(MARIADB_CHANGELOG_SQL.format(d=d))
+        cur.execute("GRANT SELECT, UPDATE ON `%s`.`DATABASECHANGELOGLOCK` TO '%s'@'%%'"
+                    % (d, ARBITER_USER))
+
+
+def maria_thread_cpu(m, root):
+    """(mariadbd pid, OS thread id) of the daemon's connection: its CPU."""
+    from mariadbserver import ARBITER_USER
+    root.execute("SELECT TID FROM information_schema.PROCESSLIST WHERE USER = %s",
+                 (ARBITER_USER,))
+    rows = root.fetchall()
+    return (m.server_pid(), rows[0][0]) if len(rows) == 1 else (None, None)
+
+
+def task_cpu(pid, tid):
+    """On-CPU ns of one thread (schedstat); None when unknown."""
+    if pid is None or tid is None:
+        return None
+    try:
+        with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
+            return int(f.read().split()[0])
+    except OSError:
+        return None
+
+
+def measure_scale_mariadb(w, m, root, name, n, interval, window_s, reps):
+    """One daemon watching databases db0000..db{n-1} of the server: the
+    first as the URL's, the others as --schema; a window of window_s."""
+    probe = os.path.join(w.tmp, "probe-%s.bin" % name)
+    use_probe = os.path.exists(PROBE_SO)
+    dbargs = ["--database", m.dsn("db0000")]
+    for i in range(1, n):
+        dbargs += ["--schema", "db%04d" % i]
+    w.sim.clear_requests()
+    a = w.arbiter(None, interval, probe=probe if use_probe else None, name=name, dbargs=dbargs)
+    a.wait_for("database up", timeout=60)
+    m0 = wait_cycles(a, 4, timeout=120)
+    found = sum(1 for r in a.records if r.get("msg") == "lock table found")
+    spid, stid = maria_thread_cpu(m, root)
+    mem_start = proc_mem(a.proc.pid)
+    s_pre = maria_status(root)
+    s0 = maria_status(root)
+    m0 = scrape(a.port)
+    t0, t0_ns = time.monotonic(), time.monotonic_ns()
+    cpu0, srv0 = proc_cpu(a.proc.pid), task_cpu(spid, stid)
+    time.sleep(window_s)
+    cpu1, srv1 = proc_cpu(a.proc.pid), task_cpu(spid, stid)
+    t1_ns = time.monotonic_ns()
+    m1 = scrape(a.port)
+    t1 = time.monotonic()
+    s1 = maria_status(root)
+    mem = proc_mem(a.proc.pid)
+    sim_reqs = w.sim.requests()
+    down = sum(1 for r in a.records if r.get("msg") == "database down")
+    cycles, cycles_how = (cycles_from_probe(probe, t0_ns, t1_ns) if use_probe else
+                          ([], "not measured: cycle probe unavailable"))
+    w.stop_arbiter(a)
+    # Outside the window: the daemon's own poll statements and their time on
+    # the server, from the slow log of a second daemon, same arguments, whose
+    # connection opens while the log is on (its 11th to 40th polls).
+    slow = os.path.join(m.topdir, "slow-%s.log" % name)
+    maria_slow_log(root, slow, True)
+    try:
+        a2 = w.arbiter(None, interval, name=name + "-slowlog", dbargs=dbargs)
+        a2.wait_for("database up", timeout=60)
+        wait_cycles(a2, SLOW_LOG_POLLS + 10, timeout=180)
+        w.stop_arbiter(a2)
+    finally:
+        maria_slow_log(root, slow, False)
+    polls_logged = [(f, q) for f, q in parse_slow_log(slow)
+                    if q.startswith(MARIADB_POLL_PREFIX)][10:]
+    dc, dsum, hb = poll_histogram(m0, m1)
+    p50, f50 = bucket_quantile(hb, 0.5)
+    p90, f90 = bucket_quantile(hb, 0.9)
+    per_poll = {k: round((s1[k] - s0[k] - (s0[k] - s_pre[k])) / dc, 2) if dc else None
+                for k in MARIADB_STATUS}
+    res = {
+        "databases": n, "configured_as": "--database URL of db0000, --schema for the %d others"
+        % (n - 1), "lock_tables_found": found,
+        "poll_interval": interval, "window_s": t1 - t0, "polls": int(dc),
+        "cycle_time": summary_ms(cycles) if cycles else None,
+        "cycle_time_source": cycles_how, "cycles_seen_by_probe": len(cycles),
+        "poll_duration_mean_ms": ms(dsum / dc, 3) if dc else None,
+        "poll_duration_p50_ms_buckets": ms(p50, 3), "poll_duration_p50_flag": f50,
+        "poll_duration_p90_ms_buckets": ms(p90, 3), "poll_duration_p90_flag": f90,
+        "daemon_cpu_per_cycle_ms": ms((cpu1[0] - cpu0[0]) / dc, 3) if dc else None,
+        "daemon_cpu_per_cycle_ms_schedstat": ((cpu1[1] - cpu0[1]) / dc / 1e6)
+        if dc and cpu0[1] is not None else None,
+        "daemon_cpu_share_of_one_core": ((cpu1[1] - cpu0[1]) / 1e9 / (t1 - t0))
+        if cpu0[1] is not None else None,
+        "server_thread_cpu_per_cycle_ms_schedstat": ((srv1 - srv0) / dc / 1e6)
+        if dc and srv0 is not None and srv1 is not None else None,
+        "server_per_poll": per_poll,
+        "rss_after_start_bytes": mem_start.get("VmRSS"),
+        "rss_bytes": mem.get("VmRSS"), "hwm_bytes": mem.get("VmHWM"),
+        "rss_anon_bytes": mem.get("RssAnon"), "rss_file_bytes": mem.get("RssFile"),
+        "database_down_logged": down,
+        "k8s_requests_sim_log": len(sim_reqs),
+        "poll_statement_chars": len(polls_logged[-1][1]) if polls_logged else None,
+        "poll_server_time": summary_ms([float(f["Query_time"]) for f, _ in polls_logged])
+        if polls_logged else None,
+        "poll_slow_log_fields": {k: v for k, v in polls_logged[-1][0].items()
+                                 if k not in ("User@Host", "Time", "Thread_id")}
+        if polls_logged else None,
+    }
+    if polls_logged and reps:
+        res["poll_breakdown"] = poll_breakdown(m, root, slow + ".parts", polls_logged[-1][1],
+                                               reps)
+    ct = res["cycle_time"] or {}
+    progress("scale-mariadb %s: cycle median %s p90 %s (n=%d, %d polls); poll server time"
+             " median %s; daemon CPU %s a cycle; RSS %s" % (
+                 name, fmt_ms((ct.get("median") or 0) / 1000.0) if ct else "-",
+                 fmt_ms((ct.get("p90") or 0) / 1000.0) if ct else "-", len(cycles), dc,
+                 fmt_ms((res["poll_server_time"] or {}).get("median", 0) / 1000.0)
+                 if res["poll_server_time"] else "-",
+                 fmt_ms((res["daemon_cpu_per_cycle_ms_schedstat"] or 0) / 1000.0),
+                 fmt_mib(res["rss_bytes"])))
+    return res
+
+
+def parse_duration_s(text):
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s)", text)
+    return float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+
+
+def section_scale_mariadb(w, quick):
+    """Poll cycle with 1, 100 and 1 000 databases of one MariaDB server, each
+    with a free lock table; databases are added between the steps, so the
+    server holds exactly that many (bench/README.md, scale-mariadb)."""
+    try:
+        import pymysql  # noqa: F401  (Debian: python3-pymysql)
+    except ImportError:
+        return {"error": "not measured: python3-pymysql is missing"}
+    window = 4 if quick else 8
+    reps = 5 if quick else 20
+    m = bench_mariadb()
+    m.start()
+    out = {}
+    try:
+        conn = maria_connect(m)
+        root = conn.cursor()
+        maria_databases(root, 0, 1)
+        why = None
+        try:
+            chk = arbiter_run(["check", "--database", m.dsn("db0000"), "--kube-api",
+                               "http://127.0.0.1:9"], timeout=60)
+            if chk.returncode not in (0, 3) or "DATABASECHANGELOGLOCK" not in chk.stdout:
+                why = (chk.stderr.strip() or chk.stdout.strip() or "exit %d" % chk.returncode)
+        except subprocess.TimeoutExpired:
+            why = "lock-arbiter check did not end within 60 s"
+        if why:
+            return {"error": "not measured: this binary does not read MariaDB (%s)"
+                    % why.splitlines()[0][:200]}
+        root.execute("SELECT @@version, @@table_definition_cache, @@table_open_cache,"
+                     " @@in_predicate_conversion_threshold, @@tmp_table_size,"
+                     " @@max_connections")
+        v = root.fetchone()
+        out["server"] = {"version": v[0], "table_definition_cache": v[1],
+                         "table_open_cache": v[2], "in_predicate_conversion_threshold": v[3],
+                         "tmp_table_size": v[4], "max_connections": v[5],
+                         "tmpdir": "its own, in the server's directory"}
+        have = 1
+        for name, n, interval, win in (("databases_1", 1, "50ms", window),
+                                       ("databases_100", 100, "50ms", window),
+                                       ("databases_1000", 1000, "250ms", window + 4)):
+            progress("scale-mariadb %s: creating %d databases" % (name, n - have))
+            t = time.monotonic()
+            maria_databases(root, have, n)
+            have = n
+            progress("scale-mariadb %s: created in %.0f s" % (name, time.monotonic() - t))
+            out[name] = measure_scale_mariadb(w, m, root, name, n, interval, win, reps)
+        conn.close()
+    finally:
+        m.cleanup()
     return out
 
 
@@ -1435,6 +1909,43 @@ def build_rows(doc):
                                               r["k8s_requests_per_cycle_sim_log"]), "", ""))
     elif sc is not None:
         rows.append(("scale", "not measured: %s" % sc.get("error"), "", ""))
+    sm = sec.get("scale-mariadb")
+    if isinstance(sm, dict) and "error" not in sm:
+        for key, label in (("databases_1", "1 database"), ("databases_100", "100 databases"),
+                           ("databases_1000", "1 000 databases")):
+            r = sm.get(key)
+            if not r:
+                continue
+            ct = r.get("cycle_time") or {}
+            cyc = ("%s / %s" % (fmt_ms(ct["median"] / 1000), fmt_ms(ct["p90"] / 1000))
+                   if ct.get("median") is not None else "not measured")
+            rows.append(("MariaDB cycle p50 / p90, %s (URL + --schema)" % label, cyc, "", ""))
+            st = r.get("poll_server_time") or {}
+            rows.append(("  poll statement on the server (slow log) p50 / poll_duration mean",
+                         "%s / %s" % (fmt_ms(st["median"] / 1000) if st.get("median")
+                                      is not None else "-",
+                                      fmt_ms((r["poll_duration_mean_ms"] or 0) / 1000)), "", ""))
+            dcpu = r.get("daemon_cpu_per_cycle_ms_schedstat")
+            scpu = r.get("server_thread_cpu_per_cycle_ms_schedstat")
+            rows.append(("  CPU per cycle: daemon / its MariaDB thread", "%s / %s" % (
+                fmt_ms(dcpu / 1000) if dcpu is not None else "-",
+                fmt_ms(scpu / 1000) if scpu is not None else "-"), "", ""))
+            rows.append(("  daemon RSS after start / after the window", "%s / %s" % (
+                fmt_mib(r.get("rss_after_start_bytes")), fmt_mib(r.get("rss_bytes"))), "", ""))
+            pp = r.get("server_per_poll") or {}
+            if pp.get("Created_tmp_disk_tables") is not None:
+                rows.append(("  per poll on the server: temporary tables (on disk), files opened",
+                             "%g (%g), %g" % (pp["Created_tmp_tables"],
+                                              pp["Created_tmp_disk_tables"],
+                                              pp["Opened_files"]), "", ""))
+            for part, d in (r.get("poll_breakdown") or {}).items():
+                if part == "whole poll statement" or key != "databases_1000":
+                    continue
+                rows.append(("  %s" % part[:70], "%s (server, p50)" % fmt_ms(
+                    d["server_ms"]["median"] / 1000) if d.get("measured") and
+                    d["server_ms"].get("n") else "not measured", "", ""))
+    elif sm is not None:
+        rows.append(("scale on MariaDB", "not measured: %s" % sm.get("error"), "", ""))
     if not rows:
         rows.append(("no rows for the sections run", ", ".join(sec) + ": see the JSON", "", ""))
     return rows
@@ -1502,6 +2013,7 @@ def main():
             doc["machine"].get("postgresql"), doc["machine"]["git_commit"][:12]))
         for name, fn in (("idle", lambda: section_idle(w, idle_cycles)),
                          ("scale", lambda: section_scale(w, args.quick)),
+                         ("scale-mariadb", lambda: section_scale_mariadb(w, args.quick)),
                          ("release", lambda: section_release(w, args.quick, episodes)),
                          ("watch", lambda: section_watch(w, args.quick, episodes)),
                          ("frozen", lambda: section_frozen(w, args.quick, episodes)),

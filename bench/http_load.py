@@ -51,7 +51,7 @@ def wrk(port, path, duration, connections, threads):
 
 
 def cycles_in(probe, t0_ns, t1_ns):
-    c = bench.probe_cycles(bench.probe_records(probe), t0_ns, t1_ns)
+    c, _ = bench.cycles_from_probe(probe, t0_ns, t1_ns)
     return bench.summary_ms(c) if c else None
 
 

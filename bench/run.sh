@@ -11,6 +11,10 @@ build=${BENCH_BUILD_DIR:-build-bench}
 
 need=()
 /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || need+=(python3-psycopg2)
+# The scale-mariadb section: the MySQL/MariaDB backend, a real MariaDB, PyMySQL.
+/usr/bin/python3 -c 'import pymysql' 2>/dev/null || need+=(python3-pymysql)
+[[ -x /usr/sbin/mariadbd ]] || command -v mariadbd >/dev/null || need+=(mariadb-server)
+pkg-config --exists libmariadb 2>/dev/null || need+=(libmariadb-dev)
 command -v meson >/dev/null || need+=(meson)
 command -v ninja >/dev/null || need+=(ninja-build)
 if ((${#need[@]} > 0)); then
@@ -23,9 +27,11 @@ fi
 
 echo "bench: building $build (release, tests disabled)"
 if [[ ! -f $build/build.ninja ]]; then
-	meson setup "$build" -Dbuildtype=release -Dtests=disabled -Dintegration=disabled >/dev/null
+	meson setup "$build" -Dbuildtype=release -Dtests=disabled -Dintegration=disabled \
+		-Dmysql=enabled >/dev/null
 else
-	meson configure "$build" -Dbuildtype=release -Dtests=disabled -Dintegration=disabled >/dev/null
+	meson configure "$build" -Dbuildtype=release -Dtests=disabled -Dintegration=disabled \
+		-Dmysql=enabled >/dev/null
 fi
 ninja -C "$build" >/dev/null
 

@@ -6,7 +6,8 @@ Liquibase waiting for the lock. One markdown table, one JSON document.
 
     bash bench/side_by_side.sh            (builds the binary, then runs this)
     /usr/bin/python3 bench/side_by_side.py [--no-write] [--only a,b]
-                                           [--policies alone,threshold,arbiter]
+                                           [--policies alone,threshold,arbiter,
+                                                       arbiter_terminate]
 
 Everything is real except Kubernetes: MariaDB 10.11
 (tests/integration/mariadbserver.py), Liquibase 4.28 with its bundled MariaDB
@@ -42,14 +43,19 @@ from harness import (LB_ACQUIRED, LB_RELEASED, LB_SLOW_STARTED, LB_WAITING,  # n
                      NAMESPACE, Liquibase, PodNetwork, Unavailable,
                      netns_unavailable_reason)
 from mariadb_harness import E2EMariaDBServer, LB_LOCK_FAILED, MariaDBWorld  # noqa: E402
-from mariadbserver import APP_USER, LOCK_TABLE  # noqa: E402
+from mariadbserver import APP_USER, ARBITER_USER, LOCK_TABLE, quote_literal  # noqa: E402
 from simctl import Sim  # noqa: E402
 
 # The scaled-down settings (README: "Side by side on MariaDB").
 THRESHOLD_S = 20     # N: the policy releases a lock granted more than N s ago
 PERIOD_S = 5         # P: ... checking every P s, as a CronJob every few minutes
 MIGRATION_S = 35     # the slow changeset (DO SLEEP) of every run: longer than N
-KILL_AFTER_S = 5     # (b): the holder is killed this long into its slow changeset
+# (b): the holder is killed KILL_AFTER_S into its slow statement (DO SLEEP, as
+# the server lists it), or a multiple of SLEEP_CHECK_S later, once the waiter
+# waits. MariaDB's SLEEP() ends when its client is gone, looking every 5 s:
+# just after a look, the dead pod's statement runs about 4.5 s on.
+KILL_AFTER_S = 5.5
+SLEEP_CHECK_S = 5.0
 WAIT_MINUTES = 1     # Liquibase's changelogLockWaitTimeInMinutes: whole minutes only
 POLL_RATE_S = 1      # Liquibase's changelogLockPollRate (its default is 10 s)
 CUTOFF_S = 150       # a run is cut off after this long
@@ -61,7 +67,7 @@ THRESHOLD_SQL = ("UPDATE DATABASECHANGELOGLOCK SET LOCKED=0, LOCKGRANTED=NULL, L
 NOT_BUILT = "not yet measured: the MariaDB backend is not built"
 SCENARIOS = {
     "a": "(a) live migration of %d s, longer than the threshold" % MIGRATION_S,
-    "b": "(b) migrating pod killed %d s into its migration" % KILL_AFTER_S,
+    "b": "(b) migrating pod killed %.1f s into its migration" % KILL_AFTER_S,
 }
 T0 = time.monotonic()
 
@@ -142,44 +148,107 @@ class LockArbiter:
     """lock-arbiter run on the world's database: the e2e harness's arbiter
     (E2E.arbiter: --poll-interval 200ms, --clock-skew 1s, --min-lock-age 1s,
     --holder-container app, the server's mariadb:// URL as the arbiter's
-    account) against the simulated API, where run_once deletes the holder's
-    pod when it kills it. This class is all the lock-arbiter column needs;
-    main() runs it only when arbiter_support() found the backend there."""
-    key, title = "arbiter", "lock-arbiter"
+    least-privileged account: PROCESS, and SELECT, UPDATE on the lock table)
+    against the simulated API, where run_once deletes the holder's pod when
+    it kills it. The session guard is on (its default): a lock whose holder
+    is gone is kept while a session from the holder's address still runs a
+    statement. main() runs it only when arbiter_support() found the backend."""
+    key, title = "arbiter", "lock-arbiter (default: the session guard waits)"
+    extra = ()
 
     def __init__(self, world):
+        self.world = world
+        self.grant()
         try:
-            self.proc = world.arbiter()
+            self.proc = world.arbiter(*self.extra)
+            self.proc.wait_for("lock table found", timeout=30)
         except Exception as e:
-            raise NotMeasured("lock-arbiter did not start: %s" % e) from e
-        self.releases = []  # (time, message): the times are the row watcher's
+            self.revoke()
+            raise NotMeasured("lock-arbiter did not start: %s" % str(e).splitlines()[0]) from e
+        self.releases = []  # (monotonic time the log line was read, message)
+        self.terminated = []  # (time, pid, query) of "holder session terminated"
+        self.verdicts = []  # (time, reason) of each verdict logged
+        self._seen = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._stamp, daemon=True)
+        self._thread.start()
+
+    def grant(self):
+        pass
+
+    def revoke(self):
+        pass
+
+    def _stamp(self):
+        """Stamps the log records as they come (every 20 ms): the daemon's
+        own lines carry wall-clock time, the run's figures monotonic time."""
+        while True:
+            recs = self.proc.records[self._seen:]
+            self._seen += len(recs)
+            now = time.monotonic()
+            for r in recs:
+                msg = r.get("msg")
+                if msg == "lock released":
+                    self.releases.append((now, "lock released: %s" % r.get("rule")))
+                elif msg == "holder session terminated":
+                    self.terminated.append((now, r.get("pid"), r.get("query")))
+                elif msg == "verdict":
+                    self.verdicts.append((now, r.get("reason")))
+            if self._stop.wait(0.02):
+                break
 
     def stop(self):
+        if self._stop.is_set():
+            return
         if self.proc.proc is not None and self.proc.proc.poll() is None:
             self.proc.stop()
-        self.releases = [(None, r.get("msg")) for r in self.proc.records
-                         if r.get("msg") == "lock released"]
+        self._stop.set()
+        self._thread.join(2)
+        self.revoke()
 
 
-POLICIES = [LiquibaseAlone, TimeThreshold, LockArbiter]
+class LockArbiterTerminate(LockArbiter):
+    """The same with --terminate-orphaned-sessions: the dead holder's session
+    is ended (KILL CONNECTION), then the lock released. Ending another
+    account's session needs CONNECTION ADMIN (MariaDB 10.5+), granted to the
+    arbiter's account for this run only."""
+    key = "arbiter_terminate"
+    title = "lock-arbiter --terminate-orphaned-sessions (CONNECTION ADMIN)"
+    extra = ("--terminate-orphaned-sessions",)
+
+    def grant(self):
+        self.world.maria.sql("GRANT CONNECTION ADMIN ON *.* TO %s@'%%'"
+                             % quote_literal(ARBITER_USER))
+
+    def revoke(self):
+        self.world.maria.sql_result("REVOKE CONNECTION ADMIN ON *.* FROM %s@'%%'"
+                                    % quote_literal(ARBITER_USER))
+
+
+POLICIES = [LiquibaseAlone, TimeThreshold, LockArbiter, LockArbiterTerminate]
+ARBITERS = ("arbiter", "arbiter_terminate")
 
 
 # -- one run ----------------------------------------------------------------------------
 
 class RowWatcher:
     """The lock row every 50 ms over one autocommit connection (root, unix
-    socket): a list of (monotonic time, locked, lockedby) at each change."""
+    socket): a list of (monotonic time, locked, lockedby) at each change;
+    with holder_ip, also how many sessions from that address run a
+    statement (PROCESSLIST, COMMAND not Sleep): (time, count) at each change."""
 
-    def __init__(self, maria, db):
+    def __init__(self, maria, db, holder_ip=None):
         self.conn = pymysql.connect(unix_socket=maria.socket, user="root", database=db,
                                     autocommit=True)
+        self.holder_ip = holder_ip
         self.changes = []
+        self.holder_statements = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
     def _loop(self):
-        last = None
+        last = last_n = None
         while not self._stop.wait(0.05):
             try:
                 with self.conn.cursor() as cur:
@@ -187,10 +256,23 @@ class RowWatcher:
                     row = cur.fetchone()
             except pymysql.MySQLError:
                 row = None  # no table yet
+            t = time.monotonic()
             state = (bool(row[0]), row[1]) if row else None
             if state != last:
-                self.changes.append((time.monotonic(), state))
+                self.changes.append((t, state))
                 last = state
+            if self.holder_ip is None:
+                continue
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE HOST"
+                                " LIKE %s AND COMMAND <> 'Sleep'", (self.holder_ip + ":%",))
+                    n = cur.fetchone()[0]
+            except pymysql.MySQLError:
+                continue
+            if n != last_n:
+                self.holder_statements.append((t, n))
+                last_n = n
 
     def stop(self):
         self._stop.set()
@@ -230,6 +312,19 @@ def last_error(run):
     return None
 
 
+def statement_start(watcher, t_slow):
+    """When the holder's slow statement began on the server: the last time its
+    pod's running statements rose from none, if one runs now; without the
+    pods' own addresses, the changeset's log line."""
+    st = watcher.holder_statements
+    if watcher.holder_ip is None:
+        return t_slow
+    if not st or st[-1][1] == 0:
+        return float("inf")
+    starts = [t for k, (t, n) in enumerate(st) if n > 0 and (k == 0 or st[k - 1][1] == 0)]
+    return starts[-1]
+
+
 def run_once(ctx, scenario, policy_factory):
     """One scenario under one policy, on a fresh database; returns the figures."""
     maria, net, sim = ctx["maria"], ctx["net"], ctx["sim"]
@@ -242,8 +337,12 @@ def run_once(ctx, scenario, policy_factory):
                          name=db)
     watcher = policy = None
     try:
+        # The lock table as Liquibase 4.28 creates it (an earlier deployment
+        # migrated), with SELECT, UPDATE on it for the arbiter's account.
+        world.create_lock_table()
         holder_pod, waiter_pod = world.pod(HOLDER), world.pod(WAITER)
-        watcher = RowWatcher(maria, db)
+        watcher = RowWatcher(maria, db, holder_ip=holder_pod.ip if world.mode == "netns"
+                             else None)
         policy = policy_factory(world)
         holder = world.liquibase(holder_pod, sleep_seconds=MIGRATION_S, name="holder",
                                  lock_wait_minutes=WAIT_MINUTES, lock_poll_rate=POLL_RATE_S)
@@ -257,7 +356,12 @@ def run_once(ctx, scenario, policy_factory):
         while time.monotonic() < deadline:
             track.poll()
             now = time.monotonic()
-            if scenario == "b" and t_kill is None and now >= t_slow + KILL_AFTER_S:
+            # (b): KILL_AFTER_S into the slow statement, or SLEEP_CHECK_S
+            # later, once the waiter waits (a loaded machine can take longer
+            # to start its JVM): the same phase against the server's check.
+            since = now - statement_start(watcher, t_slow) - KILL_AFTER_S
+            if scenario == "b" and t_kill is None and since >= 0 and \
+                    since % SLEEP_CHECK_S < 0.15 and track.at(waiter, LB_WAITING) is not None:
                 t_kill = holder.kill(signal.SIGKILL)
                 holder.wait_exit(30)
                 sim.delete_pod(NAMESPACE, holder_pod.name)  # as Kubernetes would
@@ -358,6 +462,17 @@ def figures(scenario, world, holder, waiter, track, watcher, policy, t_slow, t_k
         applied = world.applied()
     except Exception:
         pass
+    # (b): when the dead holder's statement (DO SLEEP) stopped running on the
+    # server: the last time the count of its pod's running sessions fell to 0.
+    statement_end = statement_start = None
+    if t_kill is not None:
+        ends = [t for t, n in watcher.holder_statements if n == 0 and t > t_kill]
+        statement_end = ends[0] if ends else None
+        starts = [t for t, n in watcher.holder_statements if n > 0 and t < t_kill]
+        statement_start = starts[-1] if starts else None
+    verdicts = {}
+    for _, reason in getattr(policy, "verdicts", []):
+        verdicts[reason] = verdicts.get(reason, 0) + 1
     return {
         "scenario": scenario,
         "policy": policy.key,
@@ -382,10 +497,23 @@ def figures(scenario, world, holder, waiter, track, watcher, policy, t_slow, t_k
         "holder_exit": end["holder"][1],
         "holder_error": last_error(holder) if scenario == "a" else None,
         "holder_killed_after_slow_start_s": rel(t_kill, t_slow),
+        "holder_killed_after_statement_start_s": rel(t_kill, statement_start),
         "changesets_recorded": applied,
+        "holder_statement_ended_after_kill_s": rel(statement_end, t_kill),
+        "holder_statement_ran_s": rel(statement_end, statement_start),
+        "holder_statement_running_at_end": bool(watcher.holder_statements
+                                                and watcher.holder_statements[-1][1] > 0)
+        if watcher.holder_ip else None,
+        "arbiter_verdicts": verdicts if hasattr(policy, "verdicts") else None,
+        "arbiter_sessions_terminated": [
+            {"after_kill_s": rel(t, t_kill), "pid": pid, "query": q}
+            for t, pid, q in getattr(policy, "terminated", [])] if hasattr(policy, "terminated")
+        else None,
         "lock_at_end": None if row_end is None else ("held" if row_end[0] else "free"),
         "cut_off_after_s": CUTOFF_S if cut_off else None,
         "row_changes_after_slow_start_s": [(rel(t, t_slow), st) for t, st in changes],
+        "holder_statements_after_slow_start_s": [(rel(t, t_slow), n)
+                                                 for t, n in watcher.holder_statements],
     }
 
 
@@ -397,12 +525,21 @@ def cell(doc, what):
     if what == "released":
         rels = doc["holder_lock_released"]
         if not rels:
+            v = doc.get("arbiter_verdicts") or {}
+            if doc["scenario"] == "a" and v:
+                return "no (its verdicts: %s)" % ", ".join("`%s`" % k for k in sorted(v))
             return "no"
         r = rels[0]
         if doc["scenario"] == "a":
             return "**yes**, %.1f s after the grant, by %s" % (r["after_grant_s"], r["by"])
-        return "%.1f s after the kill (%.1f s after the grant), by %s" % (
+        out = "%.1f s after the kill (%.1f s after the grant), by %s" % (
             r["after_kill_s"], r["after_grant_s"], r["by"])
+        if doc.get("arbiter_sessions_terminated"):
+            out += ", after it killed the dead pod's connection"
+        elif (doc.get("arbiter_verdicts") or {}).get("held_session_alive"):
+            out += ", once the dead pod's statement had ended (until then: held, " \
+                   "`held_session_alive`)"
+        return out
     if what == "beside":
         if not doc["waiter_ran_beside_holder"]:
             return "no"
@@ -420,7 +557,7 @@ def cell(doc, what):
     if what == "wait":
         w = doc["waiter_waited_s"]
         if doc["waiter_got_lock"]:
-            s = "%.1f s" % w
+            s = "%.1f s" % w if w is not None else "did not wait"
             if doc["scenario"] == "b":
                 s += " (%.1f s after the kill)" % doc["waiter_after_kill_s"]
             elif doc["changesets_recorded"].count("1-slow") == 1 and doc["waiter_exit"] == 0:
@@ -431,6 +568,22 @@ def cell(doc, what):
         if doc["cut_off_after_s"]:
             return "> %d s (cut off), lock %s" % (doc["cut_off_after_s"], doc["lock_at_end"])
         return "exit %s after %s s" % (doc["waiter_exit"], w)
+    if what == "statement":
+        end = doc.get("holder_statement_ended_after_kill_s")
+        if doc.get("holder_statement_running_at_end") is None:
+            return "not measured (the pods have no addresses of their own)"
+        if end is None:
+            return "still running at the end"
+        term = doc.get("arbiter_sessions_terminated") or []
+        if term:
+            return "ended %.1f s after the kill: the arbiter killed its connection " \
+                   "(KILL CONNECTION, %.1f s after the kill)" % (end, term[0]["after_kill_s"])
+        ran = doc.get("holder_statement_ran_s")
+        if ran is not None and ran < MIGRATION_S - 1:
+            return "ended %.1f s after the kill, %.0f s into its %d s: the server ended it " \
+                   "(SLEEP checks every 5 s that its client is still there)" % (
+                       end, ran, MIGRATION_S)
+        return "ran to its end, %.1f s after the kill" % end
     raise ValueError(what)
 
 
@@ -443,6 +596,7 @@ def short_error(text):
 ROWS = [("a", "the live lock released", "released"),
         ("a", "the second Liquibase ran beside the first", "beside"),
         ("a", "the second Liquibase waited for the lock", "wait"),
+        ("b", "the dead pod's `DO SLEEP` on the server", "statement"),
         ("b", "the dead holder's lock released", "released"),
         ("b", "the second Liquibase waited for the lock", "wait")]
 
@@ -477,7 +631,7 @@ def table(results, policies):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", default="a,b", help="scenarios: a, b or a,b")
-    ap.add_argument("--policies", default="alone,threshold,arbiter")
+    ap.add_argument("--policies", default="alone,threshold,arbiter,arbiter_terminate")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--keep-logs", action="store_true",
                     help="keep the Liquibase logs (their directory is printed)")
@@ -514,7 +668,7 @@ def main():
                         arbiter_why or "takes mariadb:// URLs"))
             for sc in scenarios:
                 for p in policies:
-                    if p.key == "arbiter" and arbiter_why:
+                    if p.key in ARBITERS and arbiter_why:
                         results[sc][p.key] = arbiter_why
                         continue
                     progress("%s, %s ..." % (SCENARIOS[sc], p.title))
@@ -531,9 +685,14 @@ def main():
                 "java": lb.java_text, "pods": "netns" if net else "host: %s" % why_no_netns,
                 "settings": {"threshold_s": THRESHOLD_S, "period_s": PERIOD_S,
                              "threshold_sql": THRESHOLD_SQL, "migration_s": MIGRATION_S,
-                             "kill_after_s": KILL_AFTER_S,
+                             "kill_after_statement_start_s": KILL_AFTER_S,
+                             "kill_phase_s": SLEEP_CHECK_S,
                              "changelog_lock_wait_time_in_minutes": WAIT_MINUTES,
-                             "changelog_lock_poll_rate_s": POLL_RATE_S, "cutoff_s": CUTOFF_S},
+                             "changelog_lock_poll_rate_s": POLL_RATE_S, "cutoff_s": CUTOFF_S,
+                             "arbiter": "run --poll-interval 200ms --clock-skew 1s --min-lock-age 1s"
+                                        " --holder-container app (tests/e2e/harness.py"
+                                        " E2E.arbiter); arbiter_terminate: the same and"
+                                        " --terminate-orphaned-sessions"},
                 "lock_arbiter": arbiter_why or "measured", "binary": BIN,
                 "machine": {"nproc": os.cpu_count(), "kernel": platform.release(),
                             "loadavg_start": open("/proc/loadavg").read().split()[:3]},

@@ -16,6 +16,7 @@ build=${BENCH_BUILD_DIR:-build-bench}
 need=()
 /usr/bin/python3 -c 'import pymysql' 2>/dev/null || need+=(python3-pymysql)
 [[ -x /usr/sbin/mariadbd ]] || command -v mariadbd >/dev/null || need+=(mariadb-server)
+pkg-config --exists libmariadb 2>/dev/null || need+=(libmariadb-dev)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v meson >/dev/null || need+=(meson)
@@ -29,15 +30,17 @@ if ((${#need[@]} > 0)); then
 fi
 bash tests/e2e/install_liquibase.sh >/dev/null
 
-# The lock-arbiter column is measured only when this binary takes a
-# mariadb:// URL (side_by_side.py tries it); a failed build leaves the
-# column saying why instead of stopping the other two.
+# The lock-arbiter columns are measured only when this binary takes a
+# mariadb:// URL (side_by_side.py tries it); a failed build leaves them
+# saying why instead of stopping the other two.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "side-by-side: building $build (release, tests disabled)"
 if { [[ -f $build/build.ninja ]] &&
-	meson configure "$build" -Dbuildtype=release -Dtests=disabled -Dintegration=disabled ||
-	meson setup "$build" -Dbuildtype=release -Dtests=disabled -Dintegration=disabled; } \
+	meson configure "$build" -Dbuildtype=release -Dtests=disabled -Dintegration=disabled \
+		-Dmysql=enabled ||
+	meson setup "$build" -Dbuildtype=release -Dtests=disabled -Dintegration=disabled \
+		-Dmysql=enabled; } \
 	>"$log" 2>&1 && ninja -C "$build" >>"$log" 2>&1; then
 	export LOCK_ARBITER_BIN=$PWD/$build/daemon/lock-arbiter
 else
