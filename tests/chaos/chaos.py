@@ -58,18 +58,48 @@ releasing transaction saw it (the audit trigger). The oracle adds:
     is ended and the lock released within the bound; a new owner's session
     begun after the death as the API records it (plus the skew) keeps nothing.
 
+MariaDB (--backend mariadb, or mixed: every other database on MariaDB, one
+pair of arbiters watching both). A real MariaDB 10.11 (mariadbserver.py)
+behind one --database URL: a MySQL database plays the role of a schema, and
+the arbiter's --schema list applies to every --database, so the home
+database's lock table and every tenant's, each in a database of its own,
+are watched through that one URL; tenants come and go (database churn)
+under names from a pool the arbiters are given as --schema at start (mixed:
+PostgreSQL's schemas too, from the same pool, with public). Lock tables are
+DATABASECHANGELOGLOCK as real Liquibase created them, LOCKED BIT(1),
+TINYINT(1) or TINYINT. An AFTER UPDATE trigger on each writes every change
+to chaos_meta.audit with SYSDATE(6) and the releasing account (the arbiters
+connect as lock-arbiter-A and -B: PROCESS, SELECT and UPDATE on the lock
+tables, CONNECTION ADMIN with --terminate-orphaned-sessions), and at a
+release the pods' sessions in information_schema.PROCESSLIST with their
+COMMAND and TIME. Pods' sessions (maria_session.py) are PyMySQL bound to
+the pod's address: SELECT SLEEP (active), an uncommitted UPDATE (idle_tx,
+COMMAND Sleep), or idle; KILL CONNECTION closes one without a word, so an
+end outside a server stop that its client did not ask for is a
+termination. The server restarts (fast or immediate) as PostgreSQL does;
+an outage disrupts only the lock tables on that server. What the oracle
+adds for MySQL, whose process list has no session start: COMMAND Sleep is
+idle (an open transaction between statements too: counted apart); the
+guard bounds a start by polls (connection-id samples) and TIME, so a new
+owner's session begun within a poll or so of the death, or while an
+arbiter was not polling, cannot be placed after it and may keep the lock,
+and a dead holder's session may be ended only once a poll or TIME bounds
+its start before the line: both are classified and counted, never failures.
+
 Seeded: every episode's plan comes from random.Random("SEED:slot:k") and the
 global chaos from random.Random("SEED:chaos"). Every action is written with
 its time to history.jsonl; --replay FILE executes the same actions at the same
 offsets (timing nondeterminism of the processes aside) and checks again.
 
     chaos.py --episodes 5000 --seed 42
+    chaos.py --backend mariadb --episodes 600 --seed 7
     chaos.py --replay /tmp/lock-arbiter-chaos-42-XXXX/history.jsonl
 """
 
 import argparse
 import calendar
 import heapq
+import importlib.util
 import json
 import math
 import os
@@ -89,6 +119,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "k8s_sim"))
 sys.path.insert(0, HERE)
 
 from pgserver import PgServer, quote_ident, quote_literal  # noqa: E402
+from mariadbserver import quote_ident as my_ident, quote_literal as my_literal  # noqa: E402
 from holder_session import MODES, HolderSession, SessionError  # noqa: E402
 from simctl import Sim, SimError  # noqa: E402
 import arbiter_proc  # noqa: E402
@@ -120,11 +151,26 @@ P_SESSION = (0.35, 0.7)  # the holder has a session from its pod's address (live
 P_LINGER = 0.7  # a dying holder's session outlives the death (if it is not idle)
 P_NEVER = 0.3  # ... and stays open until the episode's end
 P_REUSE = 0.6  # a lingering orphan's address gets a new owner with a session
+P_QUICK_REUSE = 0.35  # on MariaDB, that owner connects within about a second of the death
 # A new owner's session keeps nothing once it began this long (plus the
 # skew) after the moment an arbiter can have seen a deleted pod gone: its
 # record of the death of a bare 404.
 REUSE_MARGIN = 1.0
 INF = float("inf")
+
+# The database servers' restarts, by the backend they stop and start.
+STOP_OPS = {"pg_stop": "postgresql", "my_stop": "mariadb"}
+START_OPS = {"pg_start": "postgresql", "my_start": "mariadb"}
+
+# MySQL/MariaDB have no session start time: the guard bounds it by the
+# process list's TIME (whole seconds of the current command) and by the
+# highest connection id each poll of the arbiter's connection sees
+# (my-act.c). A session is placed after a moment only when a poll ran
+# between the two; before it, by the first poll after the session's start
+# (or TIME). The oracle expects a placement only with this much room for
+# the poll (the 100 ms interval, and a loaded machine), and only while the
+# arbiters polled without a break (no restart of theirs, no outage).
+MY_SAMPLE_MARGIN = 0.6
 
 # Allowances after a disruption ends, from the clients' documented backoff:
 # the Kubernetes client backs off up to 10 s after outage answers, and a hung
@@ -174,17 +220,359 @@ def pct(values, p):
     return s[k]
 
 
-# -- the world: PostgreSQL, the simulated API, the arbiters -------------------------
+# -- the world: the database servers, the simulated API, the arbiters --------------
+
+# A release also records the pods' sessions open at that instant, in the
+# releasing transaction (pg_stat_activity is read once per transaction): the
+# ground truth of whether the dead holder's session was still there.
+AUDIT_SQL = r"""
+CREATE TABLE IF NOT EXISTS public.chaos_audit (
+  id bigserial PRIMARY KEY, ts double precision, app text, sch text, tbl text,
+  old_by text, old_granted text, old_locked boolean, new_locked boolean, new_by text,
+  sessions text);
+CREATE OR REPLACE FUNCTION public.chaos_audit_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.chaos_audit (ts, app, sch, tbl, old_by, old_granted, old_locked,
+                                  new_locked, new_by, sessions)
+  VALUES (extract(epoch FROM clock_timestamp()), current_setting('application_name'),
+          TG_TABLE_SCHEMA, TG_TABLE_NAME, OLD.lockedby,
+          to_char(OLD.lockgranted, 'YYYY-MM-DD HH24:MI:SS.US'), OLD.locked, NEW.locked,
+          NEW.lockedby,
+          CASE WHEN OLD.locked AND NOT NEW.locked THEN
+            (SELECT coalesce(json_agg(json_build_object(
+                      'pid', a.pid, 'addr', host(a.client_addr), 'state', a.state,
+                      'start', extract(epoch FROM a.backend_start)::float8)), '[]')::text
+             FROM pg_stat_activity a
+             WHERE a.client_addr << inet '127.0.0.0/8' AND a.client_addr <> inet '127.0.0.1'
+               AND a.pid <> pg_backend_pid())
+          END);
+  RETURN NULL;
+END $$;
+"""
+
+
+def lock_table_sql(schema):
+    qs = quote_ident(schema)
+    qt = qs + "." + quote_ident(TABLE)
+    return ("CREATE SCHEMA IF NOT EXISTS %s;"
+            " CREATE TABLE %s (id INTEGER NOT NULL, locked BOOLEAN NOT NULL,"
+            " lockgranted TIMESTAMP WITHOUT TIME ZONE, lockedby VARCHAR(255),"
+            " CONSTRAINT %s PRIMARY KEY (id));"
+            " INSERT INTO %s VALUES (1, FALSE, NULL, NULL);"
+            " CREATE TRIGGER chaos_audit AFTER UPDATE ON %s FOR EACH ROW"
+            " EXECUTE FUNCTION public.chaos_audit_fn();"
+            % (qs, qt, quote_ident(TABLE + "_pkey"), qt, qt))
+
+
+class ServerBackend:
+    """What every backend does alike with its throwaway server (self.server:
+    pgserver.PgServer, mariadbserver.MariaDBServer)."""
+
+    def label(self, db):
+        """The database as the arbiter names it (host:port/db)."""
+        return "%s:%d/%s" % (self.server.host, self.server.port, db)
+
+    def stop(self, mode):
+        self.server.stop(mode)
+
+    def start_again(self):
+        self.server.start()
+
+    def cleanup(self):
+        self.server.cleanup()
+
+
+class PgBackend(ServerBackend):
+    """PostgreSQL 15: one server, a database per --database URL, a lock table
+    per schema, the audit in each database's public.chaos_audit."""
+
+    name = "postgresql"
+    stop_op, start_op = "pg_stop", "pg_start"
+
+    def __init__(self, world):
+        self.w = world
+        # synchronous_commit on: an immediate stop (a crash) must not lose a
+        # holder's committed unlock, which would bring back a lock the oracle
+        # saw end (found by a 5 000-episode run: two "false releases" that
+        # were the arbiter rightly releasing a resurrected orphan).
+        self.server = PgServer(settings={"synchronous_commit": "on"})
+
+    def start(self):
+        self.server.start()
+        # Pods' sessions come from 127.x.y.z (initdb trusts only 127.0.0.1).
+        with open(os.path.join(self.server.datadir, "pg_hba.conf"), "a",
+                  encoding="utf-8") as f:
+            f.write("\nhost all all 127.0.0.0/8 trust\n")
+        self.server.psql("SELECT pg_reload_conf()")
+
+    def setup_db(self, db):
+        self.server.create_database(db)
+        self.psql(db, AUDIT_SQL, app=APP_OPERATOR)
+
+    def dsn(self, db, arbiter):
+        # The audit tells the two arbiters apart by application_name.
+        return self.server.dsn(db) + "?application_name=lock-arbiter-" + arbiter
+
+    def home_schema(self, db):
+        return "public"
+
+    def psql(self, db, sql, app=APP_HOLDER, timeout=15):
+        env = self.server._client_env()
+        env["PGAPPNAME"] = app
+        out = subprocess.run(
+            [self.server._bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-h", self.server.host, "-p", str(self.server.port), "-U", self.server.user,
+             "-d", db, "-c", sql], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, timeout=timeout, check=False)
+        if out.returncode != 0:
+            raise RuntimeError("psql %s: %s" % (db, out.stderr.strip()[:300]))
+        return out.stdout
+
+    def create_table(self, db, schema, form=None):
+        return self.psql(db, lock_table_sql(schema), app=APP_OPERATOR)
+
+    def drop_table(self, db, schema):
+        return self.psql(db, "DROP SCHEMA IF EXISTS %s CASCADE" % quote_ident(schema),
+                         app=APP_OPERATOR)
+
+    def take(self, db, schema, lockedby):
+        qt = quote_ident(schema) + "." + quote_ident(TABLE)
+        out = self.psql(db, "UPDATE %s SET locked = TRUE, lockedby = %s,"
+                        " lockgranted = LOCALTIMESTAMP WHERE id = 1 AND NOT locked"
+                        " RETURNING to_char(lockgranted, 'YYYY-MM-DD HH24:MI:SS.US')"
+                        % (qt, quote_literal(lockedby))).strip()
+        if not out:
+            raise RuntimeError("lock not free")
+        return out
+
+    def unlock(self, db, schema, lockedby, granted, operator):
+        qt = quote_ident(schema) + "." + quote_ident(TABLE)
+        cond = " AND lockgranted = %s::timestamp" % quote_literal(granted) if granted else ""
+        return self.psql(db, "UPDATE %s SET locked = FALSE, lockgranted = NULL,"
+                         " lockedby = NULL WHERE id = 1 AND locked AND lockedby = %s%s"
+                         " RETURNING 1" % (qt, quote_literal(lockedby), cond),
+                         app=APP_OPERATOR if operator else APP_HOLDER).strip() == "1"
+
+    def read_audit(self, db, pos):
+        """The audit rows after id pos, oldest first (sessions decoded)."""
+        out = self.psql(db, "SELECT coalesce(json_agg(a ORDER BY id), '[]') FROM"
+                        " (SELECT * FROM public.chaos_audit WHERE id > %d"
+                        " ORDER BY id LIMIT 2000) a" % pos, app=APP_OPERATOR, timeout=10)
+        rows = json.loads(out)
+        for row in rows:
+            row["sessions"] = json.loads(row["sessions"]) if row.get("sessions") else None
+        return rows
+
+    def session(self, db, schema, ip):
+        return HolderSession(self.server.host, self.server.port, db, ip, app=APP_SESSION)
+
+
+class MariaBackend(ServerBackend):
+    """MariaDB 10.11: one server behind one --database URL (its database the
+    home lock table's), every other lock table in a database of its own
+    named by --schema (a MySQL database plays the role of a PostgreSQL
+    schema, and the arbiter's --schema list applies to every --database, so
+    one URL per server watches them all without two actors per table). The
+    lock tables are created as real Liquibase created them, LOCKED in one
+    of the three forms (mariadbserver.LOCK_FORMS). The audit is one table,
+    chaos_meta.audit, written by an AFTER UPDATE trigger on every lock
+    table (the trigger runs as its definer, root, who sees every session);
+    the arbiters connect as accounts of their own (lock-arbiter-A, -B: the
+    audit names the releasing one by USER()), with PROCESS, SELECT and
+    UPDATE on each lock table, and CONNECTION ADMIN with
+    --terminate-orphaned-sessions; the pods' sessions as a migration
+    account without admin privileges."""
+
+    name = "mariadb"
+    stop_op, start_op = "my_stop", "my_start"
+    META = "chaos_meta"
+    POD_USER, POD_PASSWORD = "pod", "pod-secret"
+    ARBITER_PASSWORD = "arbiter-secret"
+
+    def __init__(self, world):
+        from mariadbserver import MariaDBServer
+        self.w = world
+        # Every commit durable: an immediate stop (SIGKILL) must not lose a
+        # holder's committed unlock or an audit row (the harness's default
+        # flushes the log once a second).
+        self.server = MariaDBServer(settings={"innodb_flush_log_at_trx_commit": 1})
+
+    def arbiter_users(self):
+        return ["lock-arbiter-%s" % n for n in ("A", "B")]
+
+    def start(self):
+        s = self.server
+        s.start()
+        users = ", ".join("%s@'%%'" % my_literal(u) for u in self.arbiter_users())
+        admin = "PROCESS, CONNECTION ADMIN" if self.w.cfg.get("terminate_sessions") else "PROCESS"
+        stmts = ["CREATE DATABASE %s" % my_ident(self.META),
+                 "CREATE TABLE %s.audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, ts DOUBLE,"
+                 " app VARCHAR(128), sch VARCHAR(64), tbl VARCHAR(64), old_by VARCHAR(255),"
+                 " old_granted VARCHAR(40), old_locked BOOL, new_locked BOOL,"
+                 " new_by VARCHAR(255), sessions LONGTEXT)" % my_ident(self.META),
+                 "CREATE TABLE %s.work (id BIGINT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL)"
+                 % my_ident(self.META),
+                 "CREATE USER %s@'%%' IDENTIFIED BY %s" % (
+                     my_literal(self.POD_USER), my_literal(self.POD_PASSWORD)),
+                 "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX ON *.* TO"
+                 " %s@'%%'" % my_literal(self.POD_USER)]
+        for u in self.arbiter_users():
+            stmts.append("CREATE USER %s@'%%' IDENTIFIED BY %s" % (
+                my_literal(u), my_literal(self.ARBITER_PASSWORD)))
+        stmts.append("GRANT %s ON *.* TO %s" % (admin, users))
+        s.sql("; ".join(stmts))
+
+    def setup_db(self, db):
+        self.server.sql("CREATE DATABASE %s" % my_ident(db))
+
+    def dsn(self, db, arbiter):
+        return self.server.dsn(db, user="lock-arbiter-" + arbiter,
+                               password=self.ARBITER_PASSWORD)
+
+    def home_schema(self, db):
+        return db
+
+    def sql(self, sql, db=None, operator=True, timeout=15):
+        """As root (the operator; through the unix socket), or as the
+        application's account (the holder; TCP from 127.0.0.1)."""
+        from mariadbserver import APP_USER
+        rc, out, err = self.server.sql_result(sql, db, user="root" if operator else APP_USER,
+                                              timeout=timeout)
+        if rc != 0:
+            raise RuntimeError("mariadb %s: %s" % (db, err.strip()[:300]))
+        return out
+
+    def create_table(self, db, schema, form=None):
+        """The lock table in database schema (the home database db's own
+        when schema is db), as real Liquibase created it with LOCKED form;
+        its audit trigger; SELECT, UPDATE for the arbiters. Starts from
+        nothing, so that a retry after a failure midway (a restart) works."""
+        from mariadbserver import CAPTURE_DB, LOCK_TABLE, lock_table_fixture
+        qs = my_ident(schema)
+        qt = qs + "." + my_ident(LOCK_TABLE)
+        if schema == db:
+            stmts = ["DROP TABLE IF EXISTS %s" % qt]
+        else:
+            stmts = ["DROP DATABASE IF EXISTS %s" % qs, "CREATE DATABASE %s" % qs]
+        for s in lock_table_fixture()[form or "tinyint1"]["statements"]:
+            stmts.append(s.rstrip().rstrip(";").replace(CAPTURE_DB + ".", qs + "."))
+        stmts.append(
+            "CREATE TRIGGER %s.chaos_audit AFTER UPDATE ON %s FOR EACH ROW"
+            " INSERT INTO %s.audit (ts, app, sch, tbl, old_by, old_granted, old_locked,"
+            " new_locked, new_by, sessions)"
+            " VALUES (UNIX_TIMESTAMP(SYSDATE(6)), SUBSTRING_INDEX(USER(), '@', 1), %s, %s,"
+            " OLD.LOCKEDBY, DATE_FORMAT(OLD.LOCKGRANTED, '%%Y-%%m-%%d %%H:%%i:%%s'),"
+            " OLD.`LOCKED` <> 0, NEW.`LOCKED` <> 0, NEW.LOCKEDBY,"
+            " IF(OLD.`LOCKED` <> 0 AND NEW.`LOCKED` = 0,"
+            " (SELECT COALESCE(JSON_ARRAYAGG(JSON_OBJECT('id', p.ID, 'host', p.HOST,"
+            " 'command', p.COMMAND, 'time', p.TIME, 'time_ms', p.TIME_MS)), '[]')"
+            " FROM information_schema.PROCESSLIST p WHERE p.HOST LIKE '127.%%'"
+            " AND p.HOST NOT LIKE '127.0.0.1:%%' AND p.ID <> CONNECTION_ID()), NULL))"
+            % (qs, qt, my_ident(self.META), my_literal(schema), my_literal(LOCK_TABLE)))
+        stmts.append("GRANT SELECT, UPDATE ON %s TO %s" % (qt, ", ".join(
+            "%s@'%%'" % my_literal(u) for u in self.arbiter_users())))
+        return self.sql("; ".join(stmts))
+
+    def drop_table(self, db, schema):
+        return self.sql("DROP DATABASE IF EXISTS %s" % my_ident(schema))
+
+    def take(self, db, schema, lockedby):
+        """As Liquibase 4.28 takes it (LOCKGRANTED = NOW(), through a variable
+        so that the value written is known)."""
+        from mariadbserver import LOCK_TABLE
+        qt = my_ident(schema) + "." + my_ident(LOCK_TABLE)
+        out = self.sql("SET @g = NOW(); UPDATE %s SET `LOCKED` = 1, LOCKEDBY = %s,"
+                       " LOCKGRANTED = @g WHERE ID = 1 AND `LOCKED` = 0;"
+                       " SELECT ROW_COUNT(), DATE_FORMAT(@g, '%%Y-%%m-%%d %%H:%%i:%%s')"
+                       % (qt, my_literal(lockedby)), operator=False).split()
+        if not out or out[0] != "1":
+            raise RuntimeError("lock not free")
+        return " ".join(out[1:])
+
+    def unlock(self, db, schema, lockedby, granted, operator):
+        from mariadbserver import LOCK_TABLE
+        qt = my_ident(schema) + "." + my_ident(LOCK_TABLE)
+        cond = " AND LOCKGRANTED = %s" % my_literal(granted) if granted else ""
+        out = self.sql("UPDATE %s SET `LOCKED` = 0, LOCKGRANTED = NULL, LOCKEDBY = NULL"
+                       " WHERE ID = 1 AND `LOCKED` <> 0 AND BINARY LOCKEDBY = %s%s;"
+                       " SELECT ROW_COUNT()" % (qt, my_literal(lockedby), cond),
+                       operator=operator)
+        return out.strip() == "1"
+
+    def read_audit(self, db, pos):
+        """The audit rows after id pos, oldest first; the sessions in the
+        PostgreSQL audit's terms: pid (the connection id), addr, port,
+        state (COMMAND Sleep is idle, Query active), time (TIME)."""
+        out = self.sql("SELECT JSON_OBJECT('id', id, 'ts', ts, 'app', app, 'sch', sch,"
+                       " 'tbl', tbl, 'old_by', old_by, 'old_granted', old_granted,"
+                       " 'old_locked', old_locked, 'new_locked', new_locked, 'new_by', new_by,"
+                       " 'sessions', sessions) FROM %s.audit WHERE id > %d ORDER BY id"
+                       " LIMIT 2000" % (my_ident(self.META), pos), timeout=10)
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        for row in rows:
+            raw = json.loads(row["sessions"]) if row.get("sessions") else None
+            if raw is not None:
+                sess = []
+                for r in raw:
+                    addr, _, port = str(r.get("host")).rpartition(":")
+                    cmd = r.get("command")
+                    sess.append({"pid": r.get("id"), "addr": addr,
+                                 "port": int(port) if port.isdigit() else None,
+                                 "state": {"Sleep": "idle", "Query": "active"}.get(cmd, cmd),
+                                 "command": cmd, "time": r.get("time")})
+                raw = sess
+            row["sessions"] = raw
+        return rows
+
+    def session(self, db, schema, ip):
+        from maria_session import MariaHolderSession
+        return MariaHolderSession(self.server.host, self.server.port, schema or db, ip,
+                                  self.POD_USER, self.POD_PASSWORD,
+                                  "%s.work" % my_ident(self.META))
+
+
+BACKENDS = {"postgresql": PgBackend, "mariadb": MariaBackend}
+
+
+def db_layout(cfg):
+    """[(database, backend, lock tables)] of a run. postgresql: every
+    database on PostgreSQL, --slots-per-db each. mariadb: one MariaDB URL
+    with the slots of every database (its home and tenant databases).
+    mixed: every other database on MariaDB (chaos1, ...), the rest on
+    PostgreSQL, so that one pair of arbiters watches both at once."""
+    kind = cfg.get("backend", "postgresql")
+    n, per = cfg["databases"], cfg["slots_per_db"]
+    if kind == "postgresql":
+        return [("chaos%d" % i, "postgresql", per) for i in range(n)]
+    if kind == "mariadb":
+        return [("chaos0", "mariadb", n * per)]
+    return [("chaos%d" % i, "mariadb" if i % 2 else "postgresql", per) for i in range(n)]
+
+
+def schema_pool(cfg):
+    """The tenant names of a run that has MariaDB: lock tables come and go
+    under these names only, as the arbiters are given them (--schema) at
+    start. Enough for every tenant slot of one namespace (a PostgreSQL
+    database, or the MariaDB server) and three spares, so that a dropped
+    name rests before it comes back. None: any name (PostgreSQL alone, no
+    --schema)."""
+    if cfg.get("backend", "postgresql") == "postgresql":
+        return None
+    most = max(n - 1 for _, _, n in db_layout(cfg))
+    return ["tenant_%d" % (i + 1) for i in range(most + 3)]
+
 
 class World:
     def __init__(self, cfg, workdir):
         self.cfg = cfg
         self.workdir = workdir
-        # synchronous_commit on: an immediate stop (a crash) must not lose a
-        # holder's committed unlock, which would bring back a lock the oracle
-        # saw end (found by a 5 000-episode run: two "false releases" that
-        # were the arbiter rightly releasing a resurrected orphan).
-        self.pg = PgServer(settings={"synchronous_commit": "on"})
+        self.layout = db_layout(cfg)
+        self.dbs = [db for db, _, _ in self.layout]
+        self.db_kind = {db: kind for db, kind, _ in self.layout}
+        self.backends = {}
+        for _, kind, _ in self.layout:
+            if kind not in self.backends:
+                self.backends[kind] = BACKENDS[kind](self)
         self.sim = None
         self.arbiters = {}
         self.all_arbiters = []
@@ -193,33 +581,23 @@ class World:
         self.expected_down = set()
         self.unexpected_exits = []
         self.shutdowns = []
-        self.dbs = ["chaos%d" % i for i in range(cfg["databases"])]
-        self.sessions = {}  # sid -> HolderSession, every one opened
+        self.sessions = {}  # sid -> HolderSession or MariaHolderSession, every one opened
+
+    def backend(self, db):
+        return self.backends[self.db_kind[db]]
+
+    def label(self, db):
+        """The database as the arbiter names it in its log (host:port/db)."""
+        return self.backend(db).label(db) if db in self.db_kind else None
 
     def start(self):
-        self.pg.start()
-        # Pods' sessions come from 127.x.y.z (initdb trusts only 127.0.0.1).
-        with open(os.path.join(self.pg.datadir, "pg_hba.conf"), "a", encoding="utf-8") as f:
-            f.write("\nhost all all 127.0.0.0/8 trust\n")
-        self.pg.psql("SELECT pg_reload_conf()")
+        for b in self.backends.values():
+            b.start()
         self.sim = Sim(os.path.join(self.workdir, "sim"), namespaces=list(HOLDER_NS) + [OTHER_NS])
         self.sim.start()
         for db in self.dbs:
-            self.pg.create_database(db)
-            self.psql(db, AUDIT_SQL, app=APP_OPERATOR)
+            self.backend(db).setup_db(db)
         self.crash_hook = None
-
-    def psql(self, db, sql, app=APP_HOLDER, timeout=15):
-        env = self.pg._client_env()
-        env["PGAPPNAME"] = app
-        out = subprocess.run(
-            [self.pg._bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-             "-h", self.pg.host, "-p", str(self.pg.port), "-U", self.pg.user, "-d", db,
-             "-c", sql], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            timeout=timeout, check=False)
-        if out.returncode != 0:
-            raise RuntimeError("psql %s: %s" % (db, out.stderr.strip()[:300]))
-        return out.stdout
 
     def api_url(self, name):
         """Arbiter B reaches the API by the name localhost (the certificate
@@ -241,8 +619,15 @@ class World:
         if self.cfg.get("terminate_sessions"):
             args.append("--terminate-orphaned-sessions")
         for db in self.dbs:
-            # The audit tells the two arbiters apart by application_name.
-            args += ["--database", self.pg.dsn(db) + "?application_name=lock-arbiter-" + name]
+            args += ["--database", self.backend(db).dsn(db, name)]
+        # With MariaDB the tenants are named: its --schema list is every
+        # tenant database (and, mixed, PostgreSQL's schemas the same list).
+        pool = schema_pool(self.cfg)
+        if pool is not None:
+            if "postgresql" in self.backends:
+                args += ["--schema", "public"]
+            for schema in pool:
+                args += ["--schema", schema]
         return args
 
     def start_arbiter(self, name):
@@ -303,49 +688,8 @@ class World:
             sess.abandon()
         if self.sim:
             self.sim.stop()
-        self.pg.cleanup()
-
-
-# A release also records the pods' sessions open at that instant, in the
-# releasing transaction (pg_stat_activity is read once per transaction): the
-# ground truth of whether the dead holder's session was still there.
-AUDIT_SQL = r"""
-CREATE TABLE IF NOT EXISTS public.chaos_audit (
-  id bigserial PRIMARY KEY, ts double precision, app text, sch text, tbl text,
-  old_by text, old_granted text, old_locked boolean, new_locked boolean, new_by text,
-  sessions text);
-CREATE OR REPLACE FUNCTION public.chaos_audit_fn() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO public.chaos_audit (ts, app, sch, tbl, old_by, old_granted, old_locked,
-                                  new_locked, new_by, sessions)
-  VALUES (extract(epoch FROM clock_timestamp()), current_setting('application_name'),
-          TG_TABLE_SCHEMA, TG_TABLE_NAME, OLD.lockedby,
-          to_char(OLD.lockgranted, 'YYYY-MM-DD HH24:MI:SS.US'), OLD.locked, NEW.locked,
-          NEW.lockedby,
-          CASE WHEN OLD.locked AND NOT NEW.locked THEN
-            (SELECT coalesce(json_agg(json_build_object(
-                      'pid', a.pid, 'addr', host(a.client_addr), 'state', a.state,
-                      'start', extract(epoch FROM a.backend_start)::float8)), '[]')::text
-             FROM pg_stat_activity a
-             WHERE a.client_addr << inet '127.0.0.0/8' AND a.client_addr <> inet '127.0.0.1'
-               AND a.pid <> pg_backend_pid())
-          END);
-  RETURN NULL;
-END $$;
-"""
-
-
-def lock_table_sql(schema):
-    qs = quote_ident(schema)
-    qt = qs + "." + quote_ident(TABLE)
-    return ("CREATE SCHEMA IF NOT EXISTS %s;"
-            " CREATE TABLE %s (id INTEGER NOT NULL, locked BOOLEAN NOT NULL,"
-            " lockgranted TIMESTAMP WITHOUT TIME ZONE, lockedby VARCHAR(255),"
-            " CONSTRAINT %s PRIMARY KEY (id));"
-            " INSERT INTO %s VALUES (1, FALSE, NULL, NULL);"
-            " CREATE TRIGGER chaos_audit AFTER UPDATE ON %s FOR EACH ROW"
-            " EXECUTE FUNCTION public.chaos_audit_fn();"
-            % (qs, qt, quote_ident(TABLE + "_pkey"), qt, qt))
+        for b in self.backends.values():
+            b.cleanup()
 
 
 # -- actions: executed in generation and in replay alike ----------------------------
@@ -408,33 +752,24 @@ class Executor:
 
     # locks
     def op_take(self, ep, db, schema, lockedby, truth):
-        qt = quote_ident(schema) + "." + quote_ident(TABLE)
-        out = self.w.psql(db, "UPDATE %s SET locked = TRUE, lockedby = %s,"
-                          " lockgranted = LOCALTIMESTAMP WHERE id = 1 AND NOT locked"
-                          " RETURNING to_char(lockgranted, 'YYYY-MM-DD HH24:MI:SS.US')"
-                          % (qt, quote_literal(lockedby))).strip()
-        if not out:
-            raise RuntimeError("lock not free")
-        return out
+        return self.w.backend(db).take(db, schema, lockedby)
 
     def op_unlock(self, ep, db, schema, lockedby, who):
-        qt = quote_ident(schema) + "." + quote_ident(TABLE)
-        granted = self.oracle.granted_of(ep)
-        cond = " AND lockgranted = %s::timestamp" % quote_literal(granted) if granted else ""
-        return self.w.psql(db, "UPDATE %s SET locked = FALSE, lockgranted = NULL,"
-                           " lockedby = NULL WHERE id = 1 AND locked AND lockedby = %s%s"
-                           " RETURNING 1" % (qt, quote_literal(lockedby), cond),
-                           app=APP_HOLDER if who == "holder" else APP_OPERATOR).strip() == "1"
+        return self.w.backend(db).unlock(db, schema, lockedby, self.oracle.granted_of(ep),
+                                         operator=who != "holder")
 
     def op_ep_end(self, ep):
         return None
 
     # database sessions of pods (the session guard)
-    def op_session_open(self, sid, ep, role, db, ip, mode, owner=None):
+    def op_session_open(self, sid, ep, role, db, ip, mode, owner=None, schema=None):
         """A session from ip: role holder (the episode's holder), or reuse
-        (the address's next owner, owner naming it)."""
-        sess = HolderSession(self.w.pg.host, self.w.pg.port, db, ip, app=APP_SESSION)
+        (the address's next owner, owner naming it). schema: on MariaDB,
+        the database it connects to (the lock table's)."""
+        sess = self.w.backend(db).session(db, schema, ip)
         sess.sid, sess.ep, sess.role, sess.owner = sid, ep, role, owner
+        sess.backend = self.w.db_kind[db]
+        sess.label = self.w.label(db)
         sess.open_lo = sess.open_hi = sess.end_lo = sess.end_hi = None
         sess.planned_end = None
         info = sess.open(mode)
@@ -450,13 +785,12 @@ class Executor:
     def op_ep_void(self, ep):
         return None
 
-    # schemas
-    def op_schema_create(self, db, schema):
-        return self.w.psql(db, lock_table_sql(schema), app=APP_OPERATOR)
+    # schemas (MariaDB: databases; form: the LOCKED column's type)
+    def op_schema_create(self, db, schema, form=None):
+        return self.w.backend(db).create_table(db, schema, form)
 
     def op_schema_drop(self, db, schema):
-        return self.w.psql(db, "DROP SCHEMA IF EXISTS %s CASCADE" % quote_ident(schema),
-                           app=APP_OPERATOR)
+        return self.w.backend(db).drop_table(db, schema)
 
     # global chaos
     def op_fault_add(self, type, spec):
@@ -477,10 +811,16 @@ class Executor:
         self.w.sim.rotate_token(token)
 
     def op_pg_stop(self, mode):
-        self.w.pg.stop(mode)
+        self.w.backends["postgresql"].stop(mode)
 
     def op_pg_start(self):
-        self.w.pg.start()
+        self.w.backends["postgresql"].start_again()
+
+    def op_my_stop(self, mode):
+        self.w.backends["mariadb"].stop(mode)
+
+    def op_my_start(self):
+        self.w.backends["mariadb"].start_again()
 
     def op_arbiter_stop(self, name):
         self.w.stop_arbiter(name)
@@ -512,7 +852,7 @@ class Oracle:
         self.foreign_releases = []
         self.verdicts = {}
         self.terminate = bool(world.cfg.get("terminate_sessions"))
-        self.pg_stops = []  # (lo, hi) of every server stop: it ends every session
+        self.stops = {}  # backend -> [(lo, hi)] of every server stop: it ends every session
         self.ip_pods = {}  # podIP -> [(ns, name, created lo)]
         self.sim_gets = None  # pod path -> [(time, Host)] the API served it (at the end)
         self.session_open_failed = []  # errors of sessions that could not be opened
@@ -531,7 +871,8 @@ class Oracle:
         if op == "take":
             ep = self.eps.setdefault(rec["ep"], {"id": rec["ep"]})
             ep.update(rec["truth"], db=rec["db"], schema=rec["schema"],
-                      lockedby=rec["lockedby"], take_lo=lo, take_hi=hi)
+                      lockedby=rec["lockedby"], take_lo=lo, take_hi=hi,
+                      backend=self.w.db_kind[rec["db"]])
             if ok:
                 ep["granted"] = result
                 self.by_key[(rec["db"], rec["schema"], rec["lockedby"], result)] = ep["id"]
@@ -549,14 +890,14 @@ class Oracle:
         elif op == "session_open" and ok:
             sess = self.w.sessions[rec["sid"]]
             sess.open_lo, sess.open_hi = lo, hi
-        elif op == "session_open" and "db" not in self.open:
+        elif op == "session_open" and ("db:" + self.w.db_kind[rec["db"]]) not in self.open:
             self.session_open_failed.append(rec.get("error"))
         elif op == "session_end" and ok:
             sess = self.w.sessions[rec["sid"]]
             if sess.end_lo is None:
                 sess.end_lo, sess.end_hi = lo, hi
-        elif op == "pg_stop":
-            self.pg_stops.append((lo, hi))
+        elif op in STOP_OPS:
+            self.stops.setdefault(STOP_OPS[op], []).append((lo, hi))
         elif op == "deleting" and ok:
             # The API now records a death 30 s ahead (deletionTimestamp =
             # now + grace): the arbiter places sessions against that.
@@ -590,12 +931,14 @@ class Oracle:
             if ftype in ("hang", "latency"):
                 extra += API_REQUEST_TIMEOUT
             self.windows.append(("api", start, hi + extra, None))
-        elif op == "pg_stop":
-            self.open.setdefault("db", lo)
-        elif op == "pg_start" and "db" in self.open:
-            start = self.open.pop("db")
+        elif op in STOP_OPS:
+            self.open.setdefault("db:" + STOP_OPS[op], lo)
+        elif op in START_OPS and ("db:" + START_OPS[op]) in self.open:
+            # A server's outage disrupts only the lock tables on it: each
+            # database is a task of its own in the arbiter's one loop.
+            start = self.open.pop("db:" + START_OPS[op])
             self.windows.append(("db", start, hi + min(DB_BACKOFF_MAX, 2 * (hi - start) + 1),
-                                 None))
+                                 START_OPS[op]))
         elif op == "arbiter_stop":
             self.open["arb-" + rec["name"]] = lo
         elif op == "arbiter_start" and ("arb-" + rec["name"]) in self.open:
@@ -613,13 +956,10 @@ class Oracle:
         for db in self.w.dbs:
             pos = self.audit_pos.get(db, 0)
             try:
-                out = self.w.psql(db, "SELECT coalesce(json_agg(a ORDER BY id), '[]') FROM"
-                                  " (SELECT * FROM public.chaos_audit WHERE id > %d"
-                                  " ORDER BY id LIMIT 2000) a" % pos, app=APP_OPERATOR,
-                                  timeout=10)
-            except (RuntimeError, subprocess.SubprocessError):
+                rows = self.w.backend(db).read_audit(db, pos)
+            except (RuntimeError, subprocess.SubprocessError, ValueError):
                 continue  # the database is restarting: read it next time
-            for row in json.loads(out):
+            for row in rows:
                 self.audit_pos[db] = max(self.audit_pos.get(db, 0), row["id"])
                 self.on_audit(db, row)
 
@@ -635,7 +975,7 @@ class Oracle:
         ep = self.eps[epid]
         if app.startswith("lock-arbiter"):
             ep["released_at"] = row["ts"]
-            ep["release_sessions"] = json.loads(row["sessions"]) if row.get("sessions") else None
+            ep["release_sessions"] = row.get("sessions")
             ep["released_by"] = app
             ep["release_db"] = db
             dlo = ep.get("death_lo")
@@ -648,7 +988,7 @@ class Oracle:
     def release_record(self, ep):
         """The releasing arbiter's own log line for this release (the one
         nearest in time: the same LOCKEDBY can come back in later episodes)."""
-        label = "%s:%d/%s" % (self.w.pg.host, self.w.pg.port, ep["db"])
+        label = self.w.label(ep["db"])
         app = ep.get("released_by", "")
         best = None
         for a in reversed(self.w.all_arbiters):
@@ -664,7 +1004,7 @@ class Oracle:
         return best[1] if best else None
 
     def last_verdict(self, db, schema):
-        label = "%s:%d/%s" % (self.w.pg.host, self.w.pg.port, db)
+        label = self.w.label(db)
         best = None
         for a in reversed(self.w.all_arbiters):
             for r in reversed(a.records[-400:]):
@@ -682,29 +1022,40 @@ class Oracle:
         return [x for x in list(self.w.sessions.values())
                 if x.ep == ep["id"] and x.open_lo is not None and (role is None or x.role == role)]
 
-    def in_pg_stop(self, t):
-        return any(lo - 0.05 <= t <= hi + 0.5 for lo, hi in self.pg_stops)
+    def in_stop(self, backend, t):
+        return any(lo - 0.05 <= t <= hi + 0.5 for lo, hi in self.stops.get(backend, []))
 
     def session_end(self, sess):
         """(lo, hi, cause) of the end of sess, or None while it is open. cause:
         client (its own side ended it), restart (the server stopped),
-        terminated (a FATAL 57P01 outside a server stop: pg_terminate_backend,
-        which nothing but an arbiter calls), lost (anything else)."""
+        terminated (outside a server stop, a FATAL 57P01 on PostgreSQL:
+        pg_terminate_backend; on MariaDB the connection closed with no
+        error, or error 1927: KILL CONNECTION; nothing but an arbiter does
+        either), lost (anything else)."""
         ends = []
         if sess.end_lo is not None:
             ends.append((sess.end_lo, sess.end_hi, "client"))
-        for lo, hi in self.pg_stops:
+        for lo, hi in self.stops.get(sess.backend, []):
             if lo >= sess.open_lo:
                 ends.append((lo, hi, "restart"))
                 break
+        kill_codes = getattr(sess, "KILL_CODES", ("57P01",))
         if sess.fatal is not None:
             t, code = sess.fatal[0], sess.fatal[1]
-            ends.append((t, t, "restart" if self.in_pg_stop(t)
-                         else "terminated" if code == "57P01" else "lost"))
+            ends.append((t, t, "restart" if self.in_stop(sess.backend, t)
+                         else "terminated" if code in kill_codes else "lost"))
         elif sess.eof_at is not None and not sess.ending:
             ends.append((sess.eof_at, sess.eof_at,
-                         "restart" if self.in_pg_stop(sess.eof_at) else "lost"))
+                         "restart" if self.in_stop(sess.backend, sess.eof_at)
+                         else "terminated" if getattr(sess, "SILENT_KILL", False) else "lost"))
         return min(ends) if ends else None
+
+    @staticmethod
+    def server_idle(sess):
+        """Whether the server shows sess as idle (the guard's idle): on
+        PostgreSQL state idle; on MariaDB COMMAND Sleep, which an open
+        transaction between statements is too."""
+        return sess.mode in getattr(sess, "IDLE_MODES", ("idle",))
 
     def outlives(self, ep, sess):
         """A session of the dead holder, begun before its death, still open at it."""
@@ -714,8 +1065,22 @@ class Oracle:
         return e is None or e[0] > ep["death_lo"]
 
     def lingers(self, ep, sess):
-        """... and able to commit: not idle (the guard's rule, DESIGN.md section 6)."""
-        return sess.mode != "idle" and self.outlives(ep, sess)
+        """... and able to commit: not idle as the server shows it (the
+        guard's rule, DESIGN.md section 6; MySQL's COMMAND Sleep is idle)."""
+        return not self.server_idle(sess) and self.outlives(ep, sess)
+
+    def ep_windows(self, ep):
+        """The disruptions that concern ep: all but another server's outage."""
+        return [w for w in self.windows + self.open_windows()
+                if w[3] is None or w[3] == ep.get("backend")]
+
+    def polled_throughout(self, ep, lo, hi):
+        """MySQL/MariaDB: whether every arbiter polled ep's server without a
+        break from lo to hi (no arbiter restart or crash, no outage of that
+        server), so that its connection-id samples cover the interval."""
+        return not any(start < hi and end > lo
+                       for kind, start, end, db in self.ep_windows(ep)
+                       if kind in ("arbiter", "crash", "db"))
 
     def knows_address(self, ep):
         """Whether the arbiters can have learned the holder's address: LOCKEDBY
@@ -725,7 +1090,7 @@ class Oracle:
             return True
         lo, hi = ep["take_lo"], ep["death_hi"]
         return not any(start < hi and end > lo and kind != "token"
-                       for kind, start, end, db in self.windows + self.open_windows())
+                       for kind, start, end, db in self.ep_windows(ep))
 
     def load_requests(self, requests):
         """The simulated API's request log: when it served each pod (a GET
@@ -768,33 +1133,80 @@ class Oracle:
             return None
         return self.served_alive(ep, name, proc.started_at)
 
-    def placeable(self, ep, sess):
+    def placeable(self, ep, sess, exact=False):
         """Whether an arbiter with --terminate-orphaned-sessions can end sess
         (DESIGN.md section 6): it began before every pod that has the address
         now (creation minus the skew), or before the death as the API records
         it (whole seconds) minus the skew when no pod has it. A finished pod,
-        or a pod whose container restarted, still has its address."""
+        or a pod whose container restarted, still has its address. On MySQL
+        the guard knows only when a session began by (my_started_by); exact:
+        by its real start, as PostgreSQL knows it."""
         if ep.get("death_op") not in ("delete_pod", "recreate_pod"):
             return False
         line = math.floor(ep["death_lo"]) - SKEW_S - 0.05
         for ns, name, created in self.ip_pods.get(sess.src, []):
             if created > ep["take_lo"] and ns in HOLDER_NS:
                 line = min(line, math.floor(created) - SKEW_S - 0.05)
-        return sess.backend_start < line and self.knows_address(ep)
+        if not self.knows_address(ep):
+            return False
+        if sess.backend != "mariadb" or exact:
+            return sess.backend_start < line
+        return self.my_started_by(ep, sess) < line
 
-    def reuse_judged(self, ep, sess):
-        """Whether a new owner's session must keep nothing: it began after the
-        death as the API records it plus the skew. The API's record is a
-        whole-second time at or before the death (a creation, a termination),
-        but for a bare 404 it is when an arbiter first saw the pod gone (at
-        the latest when the death became visible, REUSE_MARGIN aside), and a
-        pod marked for deletion has it 30 s ahead (deletionTimestamp)."""
+    def my_started_by(self, ep, sess):
+        """MySQL/MariaDB: the latest moment the guard can say sess began by
+        (its started_us): the first poll after its start, when the arbiters
+        polled without a break from then to the judgement; else what TIME
+        gives an active session, whole seconds since its statement began."""
+        until = ep.get("released_at") or ep.get("end") or now()
+        if self.polled_throughout(ep, sess.backend_start - 0.2, until):
+            return sess.backend_start_hi + MY_SAMPLE_MARGIN
+        if sess.mode == "active" and sess.query_start_hi is not None:
+            return sess.query_start_hi + 1.0
+        return INF
+
+    def reuse_after_death(self, ep, sess):
+        """Whether a new owner's session began after the death as the API
+        records it plus the skew. The API's record is a whole-second time at
+        or before the death (a creation, a termination), but for a bare 404
+        it is when an arbiter first saw the pod gone (at the latest when the
+        death became visible, REUSE_MARGIN aside), and a pod marked for
+        deletion has it 30 s ahead (deletionTimestamp)."""
         if "death_lo" not in ep:
             return False
         if ep.get("death_op") == "delete_pod":
-            return ("deleting_lo" not in ep and
-                    sess.backend_start > self.visible_from(ep) + SKEW_S + REUSE_MARGIN)
-        return sess.backend_start > ep["death_hi"] + SKEW_S + 0.3
+            line = None if "deleting_lo" in ep else self.visible_from(ep) + SKEW_S + REUSE_MARGIN
+        else:
+            line = ep["death_hi"] + SKEW_S + 0.3
+        return line is not None and sess.backend_start > line
+
+    def my_unplaceable(self, ep, sess):
+        """MySQL/MariaDB: a new owner's session that began after the recorded
+        death but that the guard cannot place after it, its start being
+        bounded by polls alone: no poll of every arbiter is known to have
+        run between the death (plus the skew) and its start. It may keep
+        the lock, as one begun before the death."""
+        if sess.backend != "mariadb" or not self.reuse_after_death(ep, sess):
+            return False
+        if ep.get("death_op") == "delete_pod":
+            line = self.visible_from(ep) + SKEW_S + REUSE_MARGIN
+        else:
+            line = ep["death_hi"] + SKEW_S + 0.3
+        return not (sess.backend_start > line + MY_SAMPLE_MARGIN
+                    and self.polled_throughout(ep, line - 0.2, sess.backend_start))
+
+    def my_unplaceable_holder(self, ep, sess):
+        """MySQL/MariaDB with --terminate-orphaned-sessions: a lingering session
+        of the dead holder that began early enough to be ended, but whose
+        start the guard cannot bound that early (a poll after it, or TIME's
+        whole seconds, comes too late). It keeps the lock until it ends."""
+        return (self.terminate and sess.backend == "mariadb" and self.lingers(ep, sess)
+                and self.placeable(ep, sess, exact=True) and not self.placeable(ep, sess))
+
+    def reuse_judged(self, ep, sess):
+        """Whether a new owner's session must keep nothing: it began after the
+        recorded death, and (MySQL/MariaDB) the guard can place it there."""
+        return self.reuse_after_death(ep, sess) and not self.my_unplaceable(ep, sess)
 
     def guard_hold(self, ep):
         """Until when sessions may keep ep's orphaned lock: (the end (hi) of the
@@ -808,11 +1220,15 @@ class Oracle:
             if sess.role == "holder":
                 if not self.lingers(ep, sess) or (self.terminate and self.placeable(ep, sess)):
                     continue
-                w = "the dead holder's session is open"
+                w = ("the dead holder's session is open, not placeable before the death on "
+                     "MySQL" if self.my_unplaceable_holder(ep, sess) else
+                     "the dead holder's session is open")
             else:
-                if sess.mode == "idle" or self.reuse_judged(ep, sess):
+                if self.server_idle(sess) or self.reuse_judged(ep, sess):
                     continue
-                w = "a new owner's session began before the death as recorded"
+                w = ("a new owner's session began after the recorded death, not placeable "
+                     "after it on MySQL" if self.my_unplaceable(ep, sess) else
+                     "a new owner's session began before the death as recorded")
             e = self.session_end(sess)
             t = INF if e is None else e[1]
             if e is None and sess.planned_end is not None:
@@ -823,15 +1239,20 @@ class Oracle:
 
     def open_at_release(self, ep, sess, idle_too=False):
         """Whether sess was open and not idle (idle_too: or idle) when ep's
-        lock was released, as pg_stat_activity showed it to the releasing
-        transaction (the audit); by the session's own clock only when the
-        audit has no record."""
+        lock was released, as pg_stat_activity (MariaDB: PROCESSLIST, whose
+        COMMAND Sleep is idle) showed it to the releasing transaction (the
+        audit); by the session's own clock only when the audit has no
+        record. A MariaDB session is known by its connection id and its
+        client's address and port (the ids start over with the server)."""
         snap = ep.get("release_sessions")
         if snap is None:
             e = self.session_end(sess)
             return sess.open_lo <= ep["released_at"] and (e is None or e[0] > ep["released_at"])
-        return any(r.get("pid") == sess.pid and r.get("start") is not None
-                   and abs(r["start"] - sess.backend_start) < 0.002
+        port = getattr(sess, "client_port", None)
+        return any(r.get("pid") == sess.pid
+                   and (r.get("addr") == sess.client_addr and r.get("port") == port
+                        if port is not None else r.get("start") is not None
+                        and abs(r["start"] - sess.backend_start) < 0.002)
                    and (idle_too or r.get("state") != "idle") for r in snap)
 
     def session_desc(self, sess):
@@ -857,6 +1278,11 @@ class Oracle:
                     row.update(outlives=self.outlives(ep, x), lingers=self.lingers(ep, x),
                                placeable=self.placeable(ep, x) if x.role == "holder" else None,
                                judged=self.reuse_judged(ep, x) if x.role == "reuse" else None)
+                if x.backend == "mariadb":
+                    row.update(backend=x.backend, port=x.client_port,
+                               began_hi=x.backend_start_hi, query_hi=x.query_start_hi)
+                    if "death_lo" in ep and x.role == "reuse":
+                        row["my_unplaceable"] = self.my_unplaceable(ep, x)
                 f.write(json.dumps(row, sort_keys=True) + "\n")
 
     # the bound
@@ -867,7 +1293,7 @@ class Oracle:
         changed = True
         while changed:
             changed = False
-            for kind, start, end, db in self.windows + self.open_windows():
+            for kind, start, end, db in self.ep_windows(ep):
                 if start <= v < end:
                     v, changed = end, True
         return v
@@ -882,7 +1308,7 @@ class Oracle:
         changed = True
         while changed:
             changed = False
-            for kind, start, end, db in self.windows + self.open_windows():
+            for kind, start, end, db in self.ep_windows(ep):
                 if v <= start < d and end + self.bound > d:
                     d, changed = end + self.bound, True
         return d
@@ -890,13 +1316,14 @@ class Oracle:
     def undisturbed(self, ep, until):
         lo = ep["death_lo"]
         return not any(start < until and end > lo
-                       for kind, start, end, db in self.windows + self.open_windows())
+                       for kind, start, end, db in self.ep_windows(ep))
 
     def open_windows(self):
         out = []
         for kind, val in self.open.items():
             start = val[0] if isinstance(val, tuple) else val
-            out.append((kind, start, now() + 1e6, None))
+            out.append((kind.split(":")[0], start, now() + 1e6,
+                        kind.split(":")[1] if kind.startswith("db:") else None))
         return out
 
     def disrupted(self, ep):
@@ -913,7 +1340,7 @@ class Oracle:
         # seed 8302: three such "missed" releases).
         hidden_host = (ep.get("death") == "recreate" and ep.get("decoy")
                        and str(ep.get("form", "")).startswith("host"))
-        for kind, start, end, db in self.windows + self.open_windows():
+        for kind, start, end, db in self.ep_windows(ep):
             if kind == "api" and hidden_host:
                 end += 10.5
             if start > hi or end < lo:
@@ -973,7 +1400,7 @@ class Oracle:
                "bound_class": 0, "released": 0, "released_bound_class": 0,
                "released_other": 0, "kept_legit": 0, "missed": [], "false": [],
                "delays": [], "delays_undisturbed": [], "delays_visible": [],
-               "kept_reasons": {}, "rules": {}, "delays_after_session": []}
+               "kept_reasons": {}, "rules": {}, "delays_after_session": [], "by_backend": {}}
         for ep in self.eps.values():
             if "take_lo" not in ep:
                 continue
@@ -981,14 +1408,21 @@ class Oracle:
                 res["void"] += 1
                 continue
             res["episodes"] += 1
+            bb = res["by_backend"].setdefault(ep.get("backend"), {
+                "episodes": 0, "orphans": 0, "released": 0, "false": 0, "missed": 0,
+                "kept_legit": 0})
+            bb["episodes"] += 1
             if ep.get("false_release"):
                 res["false"].append(ep)
+                bb["false"] += 1
             if "released_at" in ep:
                 res["released"] += 1
+                bb["released"] += 1
             if "death_lo" not in ep:
                 res["finished_by_holder"] += 1
                 continue
             res["orphans"] += 1
+            bb["orphans"] += 1
             why = self.expects_release(ep)
             hold = hold_why = None
             if why is None:
@@ -1028,13 +1462,17 @@ class Oracle:
                     if hold is not None:
                         ep["hold"] = "%s until %.3f" % (hold_why, hold)
                     res["missed"].append(ep)
+                    bb["missed"] += 1
             else:
                 if "released_at" in ep:
                     res["released_other"] += 1
                 else:
                     res["kept_legit"] += 1
+                    bb["kept_legit"] += 1
                     res["kept_reasons"][why] = res["kept_reasons"].get(why, 0) + 1
         res["guard"] = self.judge_guard()
+        for ep in res["guard"]["false_releases"]:
+            res["by_backend"][ep.get("backend")]["false"] += 1
         return res
 
     def judge_guard(self):
@@ -1046,11 +1484,16 @@ class Oracle:
              "terminated": 0, "termination_expected": 0, "idle_released_open": 0,
              "alive_logged": 0, "reuse": {}, "reuse_judged": 0, "reuse_released_open": 0,
              "reuse_terminated": 0, "false_releases": [], "false_terminations": [],
-             "unexplained": [], "logged_terminations": 0, "unguarded": []}
+             "unexplained": [], "logged_terminations": 0, "unguarded": [],
+             "sleep_tx_outlived": 0, "sleep_tx_released_open": 0, "reuse_unplaceable": 0,
+             "reuse_unplaceable_kept": 0, "reuse_unplaceable_released_open": 0,
+             "holder_unplaceable": 0, "holder_unplaceable_terminated": 0}
+        # A session is named by its database and pid (MariaDB: connection
+        # id, which starts over with the server): "label pid".
         logged = set()
         for a in self.w.all_arbiters:
             g["logged_terminations"] += a.count("holder session terminated")
-            logged |= {str(r.get("pid")) for r in list(a.records)
+            logged |= {"%s %s" % (r.get("database"), r.get("pid")) for r in list(a.records)
                        if r.get("msg") == "holder session terminated"}
         observed = set()
         for sess in list(self.w.sessions.values()):
@@ -1065,7 +1508,7 @@ class Oracle:
             if e is not None and e[2] == "lost":
                 g["unexplained"].append(sess)
             if e is not None and e[2] == "terminated":
-                observed.add(str(sess.pid))
+                observed.add("%s %s" % (sess.label, sess.pid))
                 if (sess.role == "holder" and "death_lo" in ep and e[0] > ep["death_lo"]
                         and sess.backend_start < ep["death_lo"]):
                     g["terminated"] += 1
@@ -1073,10 +1516,18 @@ class Oracle:
                     g["false_terminations"].append(sess)
             if sess.role == "reuse" and "death_lo" in ep:
                 rel = ep.get("released_at")
-                if self.reuse_judged(ep, sess) and sess.mode != "idle":
+                if self.reuse_judged(ep, sess) and not self.server_idle(sess):
                     g["reuse_judged"] += 1
                     if rel is not None and self.open_at_release(ep, sess):
                         g["reuse_released_open"] += 1
+                if self.my_unplaceable(ep, sess) and not self.server_idle(sess):
+                    # Kept legitimately (MySQL bounds its start by polls only),
+                    # or released while it was open all the same.
+                    g["reuse_unplaceable"] += 1
+                    if rel is not None and self.open_at_release(ep, sess):
+                        g["reuse_unplaceable_released_open"] += 1
+                    else:
+                        g["reuse_unplaceable_kept"] += 1
                 if e is not None and e[2] == "terminated":
                     g["reuse_terminated"] += 1
         g["logged_pids"] = len(logged)
@@ -1097,6 +1548,12 @@ class Oracle:
                 g["outlived"][x.mode] += 1
                 if x.mode == "idle" and rel is not None and self.open_at_release(ep, x, True):
                     g["idle_released_open"] += 1
+                if x.mode != "idle" and self.server_idle(x):
+                    # MariaDB: a transaction open between statements is
+                    # COMMAND Sleep, idle to the guard (and to the oracle).
+                    g["sleep_tx_outlived"] += 1
+                    if rel is not None and self.open_at_release(ep, x, True):
+                        g["sleep_tx_released_open"] += 1
             linger = [x for x in mine if self.lingers(ep, x)]
             if not linger:
                 continue
@@ -1125,8 +1582,14 @@ class Oracle:
                 g["open_at_end"] += 1
             if self.terminate and any(self.placeable(ep, x) for x in linger):
                 g["termination_expected"] += 1
+            for x in linger:
+                if self.my_unplaceable_holder(ep, x):
+                    g["holder_unplaceable"] += 1
+                    e = self.session_end(x)
+                    if e is not None and e[2] == "terminated":
+                        g["holder_unplaceable_terminated"] += 1
             pids = ["pid %s " % x.pid for x in linger]
-            label = "%s:%d/%s" % (self.w.pg.host, self.w.pg.port, ep["db"])
+            label = self.w.label(ep["db"])
             if any(p in text for text in alive.get((label, ep["schema"]), []) for p in pids):
                 g["alive_logged"] += 1
         return g
@@ -1138,12 +1601,21 @@ NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
 class Slot:
-    def __init__(self, idx, db, schema):
+    def __init__(self, idx, db, schema, backend, home):
         self.idx = idx
         self.db = db
         self.schema = schema
+        self.backend = backend
+        self.home = home  # the schema that never churns (public; MariaDB: the URL's database)
         self.k = 0
         self.last_name = None
+
+    def where(self):
+        """The session_open arguments that place a session: its database
+        (MariaDB: the URL's, and the lock table's database it connects to)."""
+        if self.backend == "mariadb":
+            return {"db": self.db, "schema": self.schema}
+        return {"db": self.db}
 
 
 class Generator:
@@ -1163,21 +1635,51 @@ class Generator:
         self.tasks = []  # heap of (time, seq, generator)
         self.seq = 0
         self.chaos_rng = random.Random("%s:chaos" % self.seed)
+        self.pool = schema_pool(cfg)
+        self.free = {}  # namespace -> tenant names not in use, least recently used first
+        self.tables_made = 0
 
     def setup(self):
         i = 0
-        for db in self.w.dbs:
-            for s in range(self.cfg["slots_per_db"]):
-                schema = "public" if s == 0 else self.new_schema_name()
-                ok, err = self.ex.do("schema_create", db=db, schema=schema)
+        for db, kind, n in self.w.layout:
+            home = self.w.backend(db).home_schema(db)
+            for s in range(n):
+                slot = Slot(i, db, home, kind, home)
+                if s > 0:
+                    slot.schema = self.new_schema_name(slot)
+                ok, err = self.ex.do("schema_create", **self.table_kw(slot))
                 if not ok:
                     raise RuntimeError(err)
-                self.slots.append(Slot(i, db, schema))
+                self.slots.append(slot)
                 i += 1
 
-    def new_schema_name(self):
-        self.schema_counter += 1
-        return "tenant_%d" % self.schema_counter
+    def namespace(self, slot):
+        """Where tenant names must differ: a PostgreSQL database, or a MariaDB
+        server (its databases are the tenants)."""
+        return (slot.backend,) if slot.backend == "mariadb" else (slot.backend, slot.db)
+
+    def new_schema_name(self, slot, old=None):
+        """A tenant's name: with PostgreSQL alone any new one; else the
+        least recently used of the names the arbiters were given (old, the
+        one dropped, goes to the back)."""
+        if self.pool is None:
+            self.schema_counter += 1
+            return "tenant_%d" % self.schema_counter
+        free = self.free.setdefault(self.namespace(slot), list(self.pool))
+        if old is not None:
+            free.append(old)
+        return free.pop(0)
+
+    def table_kw(self, slot):
+        """schema_create's arguments; on MariaDB the LOCKED form too, one
+        of the three Liquibase created, from a stream of its own."""
+        kw = {"db": slot.db, "schema": slot.schema}
+        if slot.backend == "mariadb":
+            from mariadbserver import LOCK_FORMS
+            self.tables_made += 1
+            kw["form"] = random.Random("%s:form:%d" % (self.seed, self.tables_made)).choice(
+                LOCK_FORMS)
+        return kw
 
     def new_ip(self):
         """A pod IP on the loopback network (127.10.0.1 on), so that the pod's
@@ -1232,10 +1734,11 @@ class Generator:
             grng = random.Random("%s:%d:%d:guard" % (self.seed, slot.idx, slot.k))
             yield from self.episode(slot, rng, "%d.%d" % (slot.idx, slot.k), grng)
             # Schema churn: a tenant's lock table dropped and another created.
-            if slot.schema != "public" and rng.random() < self.cfg["schema_churn"]:
+            # On MariaDB a tenant's database dropped and another created.
+            if slot.schema != slot.home and rng.random() < self.cfg["schema_churn"]:
                 yield from self.retry("schema_drop", db=slot.db, schema=slot.schema)
-                slot.schema = self.new_schema_name()
-                yield from self.retry("schema_create", db=slot.db, schema=slot.schema)
+                slot.schema = self.new_schema_name(slot, slot.schema)
+                yield from self.retry("schema_create", **self.table_kw(slot))
                 # A new service's first migration: the lock right after the table.
                 yield rng.choice([0.0, 0.05, 0.3, 1.0])
             else:
@@ -1317,7 +1820,7 @@ class Generator:
                 return False
             owned.append((rns, rname))
             owner = "new pod" if rns in HOLDER_NS else "new pod, unwatched namespace"
-        ok, _ = self.ex.do("session_open", sid=rsid, ep=ep["id"], role="reuse", db=slot.db,
+        ok, _ = self.ex.do("session_open", sid=rsid, ep=ep["id"], role="reuse", **slot.where(),
                            ip=ip, mode=gp["reuse_mode"], owner=owner)
         if ok and not gp["reuse_never"]:
             self.w.sessions[rsid].planned_end = now() + gp["reuse_for"]
@@ -1425,11 +1928,19 @@ class Generator:
                  "why_c": why_c, "death": death if orphan else None, "rule": rule}
         # The holder's own database session (the session guard).
         gp = self.guard_plan(grng, orphan, death, hold, decoy)
+        if slot.backend == "mariadb" and gp.get("reuse"):
+            # MySQL bounds a session's start by polls only: a new owner that
+            # connects within a poll or two of the death cannot be placed
+            # after it. Some of them do (a stream of its own: the plans of
+            # PostgreSQL's episodes stay what they were for a seed).
+            mrng = random.Random("%s:%d:%d:mysql" % (self.seed, slot.idx, slot.k))
+            if mrng.random() < P_QUICK_REUSE:
+                gp["reuse_gap"] = mrng.uniform(0.1, 1.2)
         sid, rsid = "%s/holder" % epid, "%s/reuse" % epid
         if gp["session"] and gp["open_after"] is None:
             # Connected at the start; SESSION_LEAD before the death at least
             # (a holder that dies within a second of the grant started early).
-            self.ex.do("session_open", sid=sid, ep=epid, role="holder", db=slot.db, ip=ip,
+            self.ex.do("session_open", sid=sid, ep=epid, role="holder", **slot.where(), ip=ip,
                        mode=gp["mode"])
             jvm = max(jvm, SESSION_LEAD + 0.1 - hold)
         yield jvm
@@ -1472,8 +1983,8 @@ class Generator:
             elif what == "deleting":
                 self.ex.do("deleting", ns=ns, name=name, grace=30)
             elif what == "session_open":
-                self.ex.do("session_open", sid=sid, ep=epid, role="holder", db=slot.db, ip=ip,
-                           mode=gp["mode"])
+                self.ex.do("session_open", sid=sid, ep=epid, role="holder", **slot.where(),
+                           ip=ip, mode=gp["mode"])
         if t_end > elapsed:
             yield t_end - elapsed
 
@@ -1612,11 +2123,14 @@ class Generator:
                 self.ex.do("rotate", token="sim-token-%s-%d" % (self.seed, n_rot))
                 nxt[kind] = clock + rng.expovariate(1.0 / c["rotate_every"])
             elif kind == "pg":
-                self.ex.do("pg_stop", mode=rng.choice(["fast", "immediate"]))
+                # A database server restarts (with several, one of them).
+                servers = list(self.w.backends.values())
+                b = servers[0] if len(servers) == 1 else rng.choice(servers)
+                self.ex.do(b.stop_op, mode=rng.choice(["fast", "immediate"]))
                 dur = rng.uniform(0.3, 3.0)
                 yield dur
                 clock += dur
-                self.ex.do("pg_start")
+                self.ex.do(b.start_op)
                 nxt[kind] = clock + rng.expovariate(1.0 / c["pg_restart_every"])
             elif kind == "arbiter":
                 name = "AB"[who % 2]
@@ -1672,7 +2186,8 @@ def episode_history(path, epid, ep):
             mine = (r.get("ep") == epid or r.get("kills") == epid
                     or r.get("name") == "reuse-" + str(epid).replace(".", "-"))
             glob = r["op"] in ("fault_add", "fault_clear", "watches", "rotate", "pg_stop",
-                               "pg_start", "arbiter_stop", "arbiter_start")
+                               "pg_start", "my_stop", "my_start", "arbiter_stop",
+                               "arbiter_start")
             pod = r.get("name") == ep.get("pod") and r["op"] in (
                 "create_pod", "delete_pod", "recreate_pod", "restart", "phase", "deleting",
                 "stop_container", "start_container")
@@ -1682,7 +2197,7 @@ def episode_history(path, epid, ep):
 
 
 def arbiter_excerpt(world, ep, n=25):
-    label = "%s:%d/%s" % (world.pg.host, world.pg.port, ep.get("db"))
+    label = world.label(ep.get("db"))
     out = []
     t_lo = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ep.get("take_lo", 0) - 1))
     t_hi = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((ep.get("end") or now()) + 2))
@@ -1717,11 +2232,26 @@ def truth_json(ep):
         "death")})
 
 
+def mariadb_missing():
+    """Why a run on MariaDB cannot be made here, or None."""
+    if os.environ.get("LOCK_ARBITER_MYSQL", "1") == "0":
+        return "lock-arbiter was built without the MySQL/MariaDB backend (-Dmysql)"
+    if importlib.util.find_spec("pymysql") is None:
+        return "no PyMySQL (Debian python3-pymysql) for the pods' sessions"
+    if not (shutil.which("mariadbd") or os.access("/usr/sbin/mariadbd", os.X_OK)):
+        return "no mariadbd (Debian mariadb-server)"
+    return None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--seed", default=None, help="default: random (printed)")
     ap.add_argument("--replay", metavar="FILE", help="execute a recorded history.jsonl")
+    ap.add_argument("--backend", choices=("postgresql", "mariadb", "mixed"),
+                    default="postgresql", help="the database servers: PostgreSQL (default), "
+                    "MariaDB (one URL, its tenants as databases named by --schema), or both "
+                    "at once (every other database on MariaDB)")
     ap.add_argument("--databases", type=int, default=3)
     ap.add_argument("--slots-per-db", type=int, default=4,
                     help="lock tables per database (public + tenant schemas)")
@@ -1729,7 +2259,8 @@ def main(argv=None):
                     help="seconds from a visible death to the release (default 5)")
     ap.add_argument("--fault-every", type=float, default=25.0)
     ap.add_argument("--rotate-every", type=float, default=40.0)
-    ap.add_argument("--pg-restart-every", type=float, default=90.0)
+    ap.add_argument("--pg-restart-every", type=float, default=90.0,
+                    help="mean seconds between database server restarts (any backend)")
     ap.add_argument("--arbiter-restart-every", type=float, default=120.0)
     ap.add_argument("--schema-churn", type=float, default=0.15)
     ap.add_argument("--terminate-orphaned-sessions", choices=("seeded", "on", "off"),
@@ -1755,6 +2286,7 @@ def main(argv=None):
             header = json.loads(f.readline())
             records = [json.loads(l) for l in f if l.strip()]
         cfg = header["config"]
+        cfg.setdefault("backend", "postgresql")  # histories from before the choice
     else:
         seed = args.seed if args.seed is not None else str(random.SystemRandom().randrange(10**9))
         cfg = {"seed": str(seed), "episodes": args.episodes, "databases": args.databases,
@@ -1762,16 +2294,22 @@ def main(argv=None):
                "fault_every": args.fault_every, "rotate_every": args.rotate_every,
                "pg_restart_every": args.pg_restart_every,
                "arbiter_restart_every": args.arbiter_restart_every,
-               "schema_churn": args.schema_churn}
+               "schema_churn": args.schema_churn, "backend": args.backend}
         mode = args.terminate_orphaned_sessions
         cfg["terminate_sessions"] = (mode == "on" or mode == "seeded" and
                                      random.Random("%s:guard-mode" % seed).random() < 0.5)
     seed = cfg["seed"]
+    if cfg["backend"] != "postgresql":
+        why = mariadb_missing()
+        if why:
+            print("chaos: SKIP: --backend %s: %s" % (cfg["backend"], why))
+            return 77
     workdir = args.out or tempfile.mkdtemp(prefix="lock-arbiter-chaos-%s-" % seed)
     os.makedirs(workdir, exist_ok=True)
     hist_path = os.path.join(workdir, "history.jsonl")
-    print("chaos: seed %s, %s, %s, workdir %s" % (
+    print("chaos: seed %s, %s, %s, %s, workdir %s" % (
         seed, "replaying %s" % args.replay if args.replay else "%d episodes" % cfg["episodes"],
+        cfg["backend"],
         "--terminate-orphaned-sessions" if cfg.get("terminate_sessions")
         else "no --terminate-orphaned-sessions", workdir), flush=True)
 
@@ -1876,10 +2414,28 @@ def main(argv=None):
               "sessions not opened %d (outside database outages)" % (
                   len(g["false_releases"]), len(g["false_terminations"]), len(g["unexplained"]),
                   len(oracle.session_open_failed)))
+        if "mariadb" in world.backends:
+            print("  on MariaDB:        an open transaction between statements is COMMAND Sleep, "
+                  "idle to the guard: %d outlived the death, %d released while open; a new "
+                  "owner's session after the recorded death that the guard cannot place after "
+                  "it (its start bounded by polls): %d, kept legitimately %d, released while "
+                  "open %d%s" % (g["sleep_tx_outlived"], g["sleep_tx_released_open"],
+                                 g["reuse_unplaceable"], g["reuse_unplaceable_kept"],
+                                 g["reuse_unplaceable_released_open"],
+                                 "; the dead holder's session begun early enough to be ended, "
+                                 "its start not bounded that early: %d, ended all the same %d" % (
+                                     g["holder_unplaceable"], g["holder_unplaceable_terminated"])
+                                 if oracle.terminate else ""))
         print("  unguarded:         %d released while the dead holder's session was open, by an "
               "arbiter the API never showed the live pod, LOCKEDBY without its address%s" % (
                   len(g["unguarded"]), "" if args.strict_guard else " (not failures; "
                   "--strict-guard)"))
+        if len(world.backends) > 1 or "postgresql" not in world.backends:
+            print("by backend:          %s" % "; ".join(
+                "%s: %d episodes, %d orphans, %d released, %d false, %d missed, %d kept "
+                "legitimately" % (b, v["episodes"], v["orphans"], v["released"], v["false"],
+                                  v["missed"], v["kept_legit"])
+                for b, v in sorted(res["by_backend"].items(), key=lambda kv: str(kv[0]))))
         print("arbiter exits:       %d unexpected; %d deliberate SIGTERMs (max %s to exit)" % (
             len(world.unexpected_exits), len(sd), fmt(max(sd) if sd else None)))
         print("wall time:           %.0fs" % wall)

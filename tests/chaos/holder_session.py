@@ -51,7 +51,44 @@ def _error_fields(payload):
     return out
 
 
-class HolderSession:
+class PodSession:
+    """What a pod's session does alike on every backend: a socket (sock)
+    read by a thread (_reader) that stamps the server's end (eof_at), and
+    the client's own end (ending)."""
+
+    sock = _reader = eof_at = None
+    ending = False
+
+    def closed(self):
+        return self.eof_at is not None
+
+    def _goodbye(self, message, deadline):
+        """Sends the protocol's last message, then waits until the server has
+        closed the connection (or deadline) and closes it."""
+        try:
+            self.sock.sendall(message)
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self._reader.join(max(0.0, deadline - time.monotonic()))
+        self.sock.close()
+        if self.eof_at is None:
+            self.eof_at = time.time()
+        return True
+
+    def abandon(self):
+        """Closes the socket without a word (the harness shutting down). A
+        session the server already closed keeps that end as it was."""
+        if self.sock is not None:
+            if self.eof_at is None:
+                self.ending = True
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+
+class HolderSession(PodSession):
     """One session from address src to database db; open() connects and
     enters mode, end() is the client ending it (the statement cancelled, the
     transaction rolled back, the connection closed)."""
@@ -191,9 +228,6 @@ class HolderSession:
         if self.eof_at is None:
             self.eof_at = time.time()
 
-    def closed(self):
-        return self.eof_at is not None
-
     def end(self, timeout=5.0):
         """The client ends its work: an active statement is cancelled (a
         CancelRequest with the backend's key, as libpq sends it), then the
@@ -213,22 +247,4 @@ class HolderSession:
             finally:
                 c.close()
             self._ready.wait(max(0.0, deadline - time.monotonic()))
-        try:
-            self.sock.sendall(_msg(b"X"))
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        self._reader.join(max(0.0, deadline - time.monotonic()))
-        self.sock.close()
-        if self.eof_at is None:
-            self.eof_at = time.time()
-        return True
-
-    def abandon(self):
-        """Closes the socket without a word (the harness shutting down)."""
-        if self.sock is not None:
-            self.ending = True
-            try:
-                self.sock.close()
-            except OSError:
-                pass
+        return self._goodbye(_msg(b"X"), deadline)
