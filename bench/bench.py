@@ -732,26 +732,13 @@ MARIADB_SIGNATURE_WHATIFS = (
 
 
 def bench_mariadb():
-    """A MariaDB server of its own (tests/integration/mariadbserver.py) with
-    its temporary files in its own directory: the poll's catalogue queries
-    write on-disk temporary tables, and the shared machine's /tmp is not
-    only ours. The slow log is configured (not on): long_query_time 0 is a
-    session value a connection takes when it opens, so it is set first."""
+    """A MariaDB server of its own (tests/integration/mariadbserver.py, which
+    gives it its own temporary directory: the poll's catalogue queries write
+    on-disk temporary tables). The slow log is configured, not on:
+    long_query_time 0 is a session value a connection takes when it opens,
+    so it is set from the start."""
     from mariadbserver import MariaDBServer
-
-    class Server(MariaDBServer):
-        def _launch(self, timeout):
-            tmp = os.path.join(self.topdir, "tmp")
-            os.makedirs(tmp, exist_ok=True)
-            if os.geteuid() == 0:
-                import pwd
-                pw = pwd.getpwnam("mysql")
-                os.chown(tmp, pw.pw_uid, pw.pw_gid)
-            self.settings.update({"tmpdir": tmp, "long_query_time": 0,
-                                  "log_slow_verbosity": "query_plan"})
-            return super()._launch(timeout)
-
-    return Server()
+    return MariaDBServer(settings={"long_query_time": 0, "log_slow_verbosity": "query_plan"})
 
 
 def maria_connect(m, user="root", db=None):
