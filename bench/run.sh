@@ -30,8 +30,9 @@ if [[ ! -f $build/build.ninja ]]; then
 	meson setup "$build" -Dbuildtype=release -Dtests=disabled -Dintegration=disabled \
 		-Dmysql=enabled >/dev/null
 else
-	meson configure "$build" -Dbuildtype=release -Dtests=disabled -Dintegration=disabled \
-		-Dmysql=enabled >/dev/null
+	# --reconfigure: a build directory made before an option existed knows it afterwards.
+	meson setup --reconfigure "$build" -Dbuildtype=release -Dtests=disabled \
+		-Dintegration=disabled -Dmysql=enabled >/dev/null
 fi
 ninja -C "$build" >/dev/null
 
