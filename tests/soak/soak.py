@@ -55,6 +55,7 @@ import collections
 import http.client
 import json
 import os
+import pwd
 import random
 import re
 import shutil
@@ -557,7 +558,7 @@ class Workload:
         self.stale_pods = []       # (delete_at, pod): pods to delete after their lock ended
         self.fault = None          # (id, until)
         self.restart_idx = 0
-        self.restart_every = self.o.restart_every
+        self.restart_plan = []
         self.next_token = now() + self.o.token_every
         self.next_fault = now() + self.o.fault_every
         self.next_restart = float("inf")  # plan_restarts, once the warm-up is over
@@ -817,11 +818,14 @@ class Workload:
 
     def plan_restarts(self, work_seconds):
         """Spreads the server restarts over the workload phase: one every
-        --restart-every seconds, but at least three in the phase (at 2
-        minutes, each server once; at 1, MariaDB and one PostgreSQL), MariaDB
-        first."""
-        self.restart_every = min(self.o.restart_every, max(12.0, work_seconds / 3))
-        self.next_restart = now() + self.rng.uniform(0.4, 0.8) * self.restart_every
+        --restart-every seconds, but at least three (each server once,
+        MariaDB first), one at a random point of each of as many equal slots
+        of the phase, none in its last 5 s."""
+        n = max(3, int(work_seconds / self.o.restart_every))
+        slot = max(1.0, work_seconds - 5) / n
+        t0 = now()
+        self.restart_plan = [t0 + (i + self.rng.uniform(0.1, 0.9)) * slot for i in range(n)]
+        self.next_restart = self.restart_plan.pop(0)
 
     def restart_server(self):
         name, server = self.servers[self.restart_idx % len(self.servers)]
@@ -922,7 +926,7 @@ class Workload:
             self.next_watch_op = now() + self.rng.uniform(0.5, 1.5) * self.o.fault_every
         if now() >= self.next_restart:
             self.restart_server()
-            self.next_restart = now() + self.rng.uniform(0.7, 1.3) * self.restart_every
+            self.next_restart = self.restart_plan.pop(0) if self.restart_plan else float("inf")
         self.step_maria()
         self.random_action()
 
@@ -1086,7 +1090,7 @@ def main():
     ap.add_argument("--token-every", type=float, default=15.0)
     ap.add_argument("--fault-every", type=float, default=12.0)
     ap.add_argument("--restart-every", type=float, default=75.0,
-                    help="seconds between server restarts (at least three in the run)")
+                    help="seconds between server restarts (at least three in a run)")
     ap.add_argument("--maria-churn-every", type=float, default=10.0,
                     help="seconds between drops of a MariaDB lock table or database")
     ap.add_argument("--sighting-timeout", type=int, default=90)
@@ -1114,8 +1118,14 @@ def main():
     # Asynchronous commits could lose a lock the workload took, or a release
     # the arbiter logged, across an immediate restart: these servers commit
     # synchronously (MariaDB's test default flushes its log once a second).
-    # MariaDB comes first: it is the first server restarted.
-    servers = [("mariadb", MariaDBServer(settings={"innodb_flush_log_at_trx_commit": 1})),
+    # MariaDB comes first: it is the first server restarted. Its temporary
+    # tables (information_schema results, on Aria files) go to a directory of
+    # its own: mariadbd dies (SIGSEGV in ha_maria::drop_table) when one of
+    # them vanishes under a query, as anything cleaning a shared /tmp makes
+    # them do.
+    maria_tmp = private_tmpdir()
+    servers = [("mariadb", MariaDBServer(settings={"innodb_flush_log_at_trx_commit": 1,
+                                                   "tmpdir": maria_tmp})),
                ("pg-a", PgServer(settings={"synchronous_commit": "on"})),
                ("pg-b", PgServer(settings={"synchronous_commit": "on"}))]
     for _, s in servers:
@@ -1176,8 +1186,12 @@ def main():
         with open(os.path.join(workdir, "arbiter.log"), "w") as out:
             out.write(arb.log_text() + "\n")
         sim.stop()
-        for _, s in servers:
+        for name, s in servers:
+            # The servers' own logs, for a crash or a refused statement.
+            if s.logfile and os.path.exists(s.logfile):
+                shutil.copy(s.logfile, os.path.join(workdir, name + ".log"))
             s.cleanup()
+        shutil.rmtree(maria_tmp, ignore_errors=True)
     print("soak: figures")
     for k, v in summary.items():
         print("  %-26s %s" % (k + ":", v))
@@ -1186,6 +1200,17 @@ def main():
     if failed == 0 and o.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if failed else 0
+
+
+def private_tmpdir():
+    """A directory for MariaDB's temporary files that the server's account
+    (mysql, when we are root) may write."""
+    d = tempfile.mkdtemp(prefix="lock-arbiter-soak-mariadb-tmp-")
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("mysql")
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+    os.chmod(d, 0o700)
+    return d
 
 
 def logged(arb, msg, timeout, **fields):
