@@ -55,7 +55,6 @@ import collections
 import http.client
 import json
 import os
-import pwd
 import random
 import re
 import shutil
@@ -1118,14 +1117,8 @@ def main():
     # Asynchronous commits could lose a lock the workload took, or a release
     # the arbiter logged, across an immediate restart: these servers commit
     # synchronously (MariaDB's test default flushes its log once a second).
-    # MariaDB comes first: it is the first server restarted. Its temporary
-    # tables (information_schema results, on Aria files) go to a directory of
-    # its own: mariadbd dies (SIGSEGV in ha_maria::drop_table) when one of
-    # them vanishes under a query, as anything cleaning a shared /tmp makes
-    # them do.
-    maria_tmp = private_tmpdir()
-    servers = [("mariadb", MariaDBServer(settings={"innodb_flush_log_at_trx_commit": 1,
-                                                   "tmpdir": maria_tmp})),
+    # MariaDB comes first: it is the first server restarted.
+    servers = [("mariadb", MariaDBServer(settings={"innodb_flush_log_at_trx_commit": 1})),
                ("pg-a", PgServer(settings={"synchronous_commit": "on"})),
                ("pg-b", PgServer(settings={"synchronous_commit": "on"}))]
     for _, s in servers:
@@ -1191,7 +1184,6 @@ def main():
             if s.logfile and os.path.exists(s.logfile):
                 shutil.copy(s.logfile, os.path.join(workdir, name + ".log"))
             s.cleanup()
-        shutil.rmtree(maria_tmp, ignore_errors=True)
     print("soak: figures")
     for k, v in summary.items():
         print("  %-26s %s" % (k + ":", v))
@@ -1200,17 +1192,6 @@ def main():
     if failed == 0 and o.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if failed else 0
-
-
-def private_tmpdir():
-    """A directory for MariaDB's temporary files that the server's account
-    (mysql, when we are root) may write."""
-    d = tempfile.mkdtemp(prefix="lock-arbiter-soak-mariadb-tmp-")
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("mysql")
-        os.chown(d, pw.pw_uid, pw.pw_gid)
-    os.chmod(d, 0o700)
-    return d
 
 
 def logged(arb, msg, timeout, **fields):
