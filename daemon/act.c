@@ -13,6 +13,7 @@
 #include "text.h"
 #include "timeutil.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,10 @@ void act_release(struct arbiter *a, struct arbiter_db *d, size_t i,
 		d->release_conflicts++;
 		log_info("release skipped: the lock moved on", "database", d->label, "schema",
 			 t->schema, "table", t->table, "lockedby", by, NULL);
+	} else if (rc == -ENOENT) {
+		/* Dropped under the lock since the poll: nothing left to release. */
+		log_info("release skipped: the lock table is gone", "database", d->label, "schema",
+			 t->schema, "table", t->table, NULL);
 	} else {
 		d->release_errors++;
 		if (!e->judgement.release_failed_logged)

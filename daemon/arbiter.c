@@ -554,6 +554,29 @@ static void db_task(void *arg)
 	}
 }
 
+/*
+ * --schema means two things: on PostgreSQL the schemas to watch instead of
+ * every one, on MySQL/MariaDB databases to watch besides the URL's. With
+ * databases of both kinds, naming a MySQL database narrows PostgreSQL's
+ * discovery too, which nobody expects: say so at start.
+ */
+static void warn_schema_mix(const struct arbiter *a)
+{
+	bool pg = false, my = false;
+
+	for (size_t i = 0; i < a->n_dbs; i++) {
+		if (strcmp(db_kind(a->dbs[i].db), "mysql") == 0)
+			my = true;
+		else
+			pg = true;
+	}
+	if (pg && my && a->cfg->schemas.n > 0)
+		log_warn("--schema applies to every --database: on PostgreSQL it restricts the "
+			 "watch to those schemas (no other schema is discovered), on MySQL/MariaDB it "
+			 "adds those databases to the URL's",
+			 NULL);
+}
+
 int arbiter_run(struct arbiter *a)
 {
 	char n[24];
@@ -562,6 +585,7 @@ int arbiter_run(struct arbiter *a)
 	log_info("started", "databases", n, NULL);
 	if (a->cfg->test_hooks_ignored)
 		log_warn("LOCK_ARBITER_TEST_INTERVALS ignored: this build has no test hooks", NULL);
+	warn_schema_mix(a);
 	if (a->cfg->test_identity_every_us > 0 || a->cfg->test_token_reread_us > 0)
 		log_warn("test-only intervals in effect (LOCK_ARBITER_TEST_INTERVALS)", NULL);
 	if (a->cfg->lockgranted_timezone != NULL)
@@ -593,6 +617,7 @@ int arbiter_run(struct arbiter *a)
 
 int arbiter_settle(struct arbiter *a)
 {
+	warn_schema_mix(a);
 	int64_t start = timeutil_mono_us();
 	int64_t deadline = start + a->cfg->min_lock_age_us + a->cfg->poll_interval_us;
 	int failed = arbiter_cycle(a);

@@ -58,7 +58,8 @@ static const struct opt {
                  "lock table name, matched case-insensitively"},
     [O_SCHEMA] = {"schema", OPT_LIST, "NAME", NULL,
                   "schema to watch (repeatable); default every schema with the table, seen by "
-                  "the poll after it appears"},
+                  "the poll after it appears; on MySQL/MariaDB another database to watch "
+                  "besides the URL's"},
     [O_HOLDER_NAMESPACE] =
         {"holder-namespace", OPT_LIST, "NS", NULL,
          "namespace where holder pods live (repeatable); default the arbiter's own"},
