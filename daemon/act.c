@@ -206,7 +206,7 @@ void act_session_guard(struct arbiter *a, struct arbiter_db *d, struct episode *
 			  int64_t taken_db_us, bool may_act, struct verdict *v)
 {
 	const struct cfg *c = a->cfg;
-	char *addrs[5], err[256];
+	char *addrs[9], err[256];
 	size_t n_addrs = 0;
 	struct guard_view g = {.require = c->session_guard == CFG_GUARD_REQUIRE,
 			       .skew_us = c->clock_skew_us,

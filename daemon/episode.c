@@ -1,6 +1,7 @@
 #include "episode.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,16 @@ int episode_observe(struct episode_table *t, const struct episode_obs *obs, int6
 	t->polled = true;
 	t->last_poll_us = db_now_us;
 	return change;
+}
+
+void episode_add_addr(struct episode *e, const char *ip)
+{
+	size_t k = 0;
+
+	while (k < e->n_holder_addrs && strcmp(e->holder_addrs[k], ip) != 0)
+		k++;
+	if (k == e->n_holder_addrs && k < sizeof(e->holder_addrs) / sizeof(e->holder_addrs[0]))
+		snprintf(e->holder_addrs[e->n_holder_addrs++], sizeof(e->holder_addrs[0]), "%s", ip);
 }
 
 int64_t episode_grant_before(const struct episode *e, bool trust_zone, int64_t skew_us)

@@ -47,7 +47,12 @@ struct episode {
 	char holder_pod[254];
 	char holder_uid[64];        /* uid of that pod when first seen */
 	int64_t holder_deleting_us; /* its deletionTimestamp, once seen */
-	char holder_addrs[4][64];   /* the IPs that pod had while seen (session guard) */
+	/*
+	 * For the session guard: the IPs the holder pod had while seen, and
+	 * those of every other candidate pod seen alive while the holder was
+	 * ambiguous (any of them may have been the holder).
+	 */
+	char holder_addrs[8][64];
 	size_t n_holder_addrs;
 	int64_t orphan_seen_us;     /* database time of the first ORPHANED verdict; 0 none */
 	bool rejudge;               /* a watch event changed the holder since the last verdict */
@@ -114,6 +119,9 @@ int episode_observe(struct episode_table *t, const struct episode_obs *obs, int6
  * LOCKGRANTED + skew.
  */
 int64_t episode_grant_before(const struct episode *e, bool trust_zone, int64_t skew_us);
+
+/* Adds ip to e->holder_addrs unless it is there (or the list is full). */
+void episode_add_addr(struct episode *e, const char *ip);
 
 void episode_free(struct episode *e);
 

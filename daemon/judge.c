@@ -112,6 +112,14 @@ void judge_lock(struct arbiter *a, struct arbiter_db *d, size_t i, int64_t taken
 	verdict_decide(e, l, &vs, mono, &v);
 	verdict_learn(e, l);
 	/*
+	 * While the holder is not settled (several candidates, or the one
+	 * found may be a later pod), any candidate seen alive may be the one
+	 * whose session still works: the guard looks at all their addresses.
+	 */
+	if (e->holder.kind == HOLDER_HOST)
+		for (size_t k = 0; k < r.n_alive_addrs; k++)
+			episode_add_addr(e, r.alive_addrs[k]);
+	/*
 	 * From here on this task waits (the session guard, the release), and
 	 * meanwhile the watch's snapshot may change or move: nothing below
 	 * reads it. A change will have set e->rejudge.

@@ -92,6 +92,11 @@ void resolve_holder(struct k8s_client *k, const struct cfg_list *namespaces,
 
 		ans[i].outcome = k8s_get_pod(k, plan[i].ns, plan[i].name, &pods[i], &res[i]);
 		ans[i].addr_confirms = ans[i].outcome == K8S_POD && confirms(h, &pods[i]);
+		for (size_t j = 0; ans[i].outcome == K8S_POD && j < pods[i].n_pod_ips &&
+				   r->n_alive_addrs < sizeof(r->alive_addrs) / sizeof(r->alive_addrs[0]);
+		     j++)
+			snprintf(r->alive_addrs[r->n_alive_addrs++], sizeof(r->alive_addrs[0]), "%s",
+				 pods[i].pod_ips[j]);
 		describe(r, &plan[i], &ans[i], &res[i]);
 		if (ans[i].outcome == K8S_UNKNOWN)
 			break; /* decides nothing whatever the others say */

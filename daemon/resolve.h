@@ -22,6 +22,9 @@ struct resolve {
 	struct k8s_pod pod;
 	struct k8s_result res;
 	char candidates[384]; /* "shop/web-0: pod, address confirms; ops/web-0: gone" */
+	/* The IPs of every candidate pod found alive, for the session guard. */
+	char alive_addrs[8][64];
+	size_t n_alive_addrs;
 };
 
 /*

@@ -331,14 +331,8 @@ void verdict_learn(struct episode *e, const struct verdict_lookup *l)
 	if (p->deleting != 0)
 		e->holder_deleting_us = p->deleting;
 	/* Its addresses, for the session guard: every one it had while seen. */
-	for (size_t i = 0; i < p->n_pod_ips; i++) {
-		size_t k = 0;
-		while (k < e->n_holder_addrs && strcmp(e->holder_addrs[k], p->pod_ips[i]) != 0)
-			k++;
-		if (k == e->n_holder_addrs && k < sizeof(e->holder_addrs) / sizeof(e->holder_addrs[0]))
-			snprintf(e->holder_addrs[e->n_holder_addrs++], sizeof(e->holder_addrs[0]), "%s",
-				 p->pod_ips[i]);
-	}
+	for (size_t i = 0; i < p->n_pod_ips; i++)
+		episode_add_addr(e, p->pod_ips[i]);
 }
 
 enum verdict_action verdict_act(const struct verdict *v, const struct verdict_gate *g)
