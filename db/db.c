@@ -284,10 +284,10 @@ int db_discover(struct db *db, const char *table, char *const *schemas, size_t n
 	return db->be->discover(db, table, schemas, n_schemas, out, n_out, err, cap);
 }
 
-int db_poll(struct db *db, const struct db_table *tables, size_t n, const char *timezone,
+int db_poll(struct db *db, const struct db_table *tables, size_t n, const char *tz,
 	    bool try_leader, struct db_poll *out, char *err, size_t cap)
 {
-	return db->be->poll(db, tables, n, timezone, try_leader, out, err, cap);
+	return db->be->poll(db, tables, n, tz, try_leader, out, err, cap);
 }
 
 int db_release(struct db *db, const struct db_table *t, const char *lockedby,
