@@ -152,11 +152,40 @@ static void place(const struct db_my *my, uint64_t id, int64_t *after, int64_t *
 }
 
 /*
+ * Between statements a session is COMMAND Sleep whether or not it has a
+ * transaction open; InnoDB's list of transactions (PROCESS reads it too)
+ * tells the two apart, so that an open transaction keeps the lock as
+ * PostgreSQL's "idle in transaction" does: its client, if it still runs
+ * somewhere (a partitioned node), may yet commit.
+ */
+static int open_transactions(struct db *db, struct db_session *s, size_t n, int64_t deadline,
+			     char *err, size_t cap)
+{
+	MYSQL_RES *r = NULL;
+	MYSQL_ROW row;
+	int rc = my_query(db, "SELECT CAST(trx_mysql_thread_id AS CHAR) FROM information_schema.INNODB_TRX",
+			  deadline, &r, "sessions: transactions", err, cap);
+
+	if (rc < 0)
+		return rc == -ENOENT ? -EIO : rc;
+	while (r != NULL && (row = mysql_fetch_row(r)) != NULL) {
+		int64_t id;
+		if (row[0] == NULL || db_parse_i64(row[0], &id) < 0)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (s[i].pid == id && strcmp(s[i].state, "idle") == 0)
+				snprintf(s[i].state, sizeof(s[i].state), "idle in transaction");
+	}
+	mysql_free_result(r);
+	return 0;
+}
+
+/*
  * The process list has no start time, so the guard gets bounds
  * (db.h): no later than now minus TIME (seconds in its current command)
  * and than the first poll that saw its id, and after the last poll that
- * saw only lower ids. COMMAND Sleep is "idle": between statements, with
- * its client gone, a MySQL session can commit nothing more.
+ * saw only lower ids. COMMAND Sleep is "idle" unless InnoDB lists a
+ * transaction of it (open_transactions).
  */
 int my_sessions(struct db *db, char *const *addrs, size_t n_addrs, struct db_session **out,
 		size_t *n_out, bool *visible, char *err, size_t cap)
@@ -247,6 +276,11 @@ int my_sessions(struct db *db, char *const *addrs, size_t n_addrs, struct db_ses
 		place(my, (uint64_t)x->pid, &after, &before);
 		x->started_us = before != 0 && before < x->since_us ? before : x->since_us;
 		x->started_after_us = after;
+	}
+	rc = *visible && n > 0 ? open_transactions(db, s, n, deadline, err, cap) : 0;
+	if (rc < 0) {
+		free(s);
+		return rc;
 	}
 	*out = s;
 	*n_out = n;

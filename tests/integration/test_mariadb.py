@@ -28,7 +28,8 @@ from arbiter_proc import run
 from backends import MariaDatabase, PgDatabase
 from conftest import NO_MYSQL, SIM_NS as NS, mysql_built, reset_sim, sim_arbiter
 from freeze_proxy import FreezeProxy
-from mariadbserver import APP_USER, ARBITER_USER, LOCK_FORMS, quote_ident, quote_literal
+from mariadbserver import (APP_PASSWORD, APP_USER, ARBITER_USER, LOCK_FORMS, quote_ident,
+                           quote_literal)
 from test_frozen import direct, orphan_released_while_b_hangs, sigterm_while_b_hangs, via
 
 pytestmark = pytest.mark.skipif(not mysql_built(), reason=NO_MYSQL)
@@ -441,3 +442,41 @@ def test_orphan_is_released_while_a_mariadb_hangs(sim, frozen_pair):
 @pytest.mark.parametrize("stuck_in", ["query", "connect"])
 def test_sigterm_while_a_mariadb_hangs_exits_0_within_2s(sim, frozen_pair, stuck_in):
     sigterm_while_b_hangs(sim, *frozen_pair, stuck_in)
+
+
+# -- an open transaction between statements --------------------------------------
+
+def test_open_transaction_between_statements_keeps_the_lock(maria, md, sim):
+    """Between statements a MariaDB session is COMMAND Sleep whether or not
+    it has a transaction open. With one open (an UPDATE not committed) the
+    dead holder's client, if it still runs somewhere, may yet commit: the
+    guard reads InnoDB's transactions and keeps the lock, as PostgreSQL's
+    "idle in transaction" does; the rollback lets the release go on."""
+    import pymysql
+
+    md.create_lock_table()
+    maria.sql("CREATE TABLE %s.orders (id INT PRIMARY KEY, n INT)" % quote_ident(md.name))
+    maria.sql("INSERT INTO %s.orders VALUES (1, 0)" % quote_ident(md.name))
+    maria.sql("GRANT SELECT, UPDATE ON %s.orders TO %s@'%%'"
+              % (quote_ident(md.name), quote_literal(APP_USER)))
+    sim.create_pod("migrate-71", NS, containers=["app"], podIP="127.0.0.71")
+    md.lock(lockedby="%s:migrate-71" % NS)
+    with arbiter(md, sim) as a:
+        a.wait_for("verdict", verdict="held")
+        c = pymysql.connect(host=maria.host, port=maria.port, user=APP_USER,
+                            password=APP_PASSWORD, database=md.name,
+                            bind_address="127.0.0.71", autocommit=False)
+        try:
+            with c.cursor() as cur:
+                cur.execute("UPDATE orders SET n = n + 1 WHERE id = 1")
+            time.sleep(1.5)  # begun well before the death
+            mark = a.mark()
+            sim.delete_pod(NS, "migrate-71")
+            rec = a.wait_for("verdict", reason="held_session_alive", start=mark)
+            assert "idle in transaction" in rec["explanation"], rec
+            time.sleep(1.0)
+            assert md.locked()
+            c.rollback()
+            assert a.wait_for("lock released", start=mark, timeout=10)["rule"] == "O1_pod_deleted"
+        finally:
+            c.close()
