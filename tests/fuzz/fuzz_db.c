@@ -164,14 +164,16 @@ static void check_error(const char *conninfo, const char *err, bool label)
 	}
 	err2[0] = '\0';
 	struct db *db = db_new(masked, NULL, err2, sizeof(err2));
-	/* A label is compared with the masked input's label, an error with its error. */
-	if (label)
-		snprintf(err2, sizeof(err2), "%s", db != NULL ? db_label(db) : "");
-	db_free(db);
+	/*
+	 * A label is compared with the masked input's whole label (a label has
+	 * no length cap, unlike an error), an error with its error.
+	 */
+	const char *other = label ? (db != NULL ? db_label(db) : "") : err2;
 	for (size_t i = 0; i + WINDOW <= len; i++)
-		if (count_in(err, pw + i, WINDOW) > 0 && count_in(err2, pw + i, WINDOW) == 0 &&
+		if (count_in(err, pw + i, WINDOW) > 0 && count_in(other, pw + i, WINDOW) == 0 &&
 		    count_in(conninfo, pw + i, WINDOW) == 1)
 			__builtin_trap();
+	db_free(db);
 	free(masked);
 }
 
