@@ -9,7 +9,7 @@
 #
 #   scripts/soak.sh [--minutes M] [--valgrind] [--seed N] [--workdir DIR]
 #
-# Default: 10 minutes under ASan/UBSan. CI runs --minutes 2, and 1 --valgrind.
+# Default: 10 minutes under ASan/UBSan. CI runs --minutes 3, and 1 --valgrind.
 # --workdir keeps the arbiter's log, samples.csv and valgrind's report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
